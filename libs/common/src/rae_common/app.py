@@ -1,0 +1,163 @@
+"""The app factory every service uses: errors, middlewares, telemetry, health and metrics."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse, Response
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+
+from rae_common.errors import install_problem_handlers, problem_response
+from rae_common.health import ReadinessCheck, run_checks
+from rae_common.logs import configure_logging
+from rae_common.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from rae_common.settings import ServiceSettings
+from rae_common.telemetry import (
+    RequestMetrics,
+    build_tracer_provider,
+    instrument_app,
+    instrument_httpx,
+)
+
+__all__ = ["ServiceState", "StateDep", "create_service_app", "get_state"]
+
+Setup = Callable[["ServiceState"], AbstractAsyncContextManager[None]]
+
+
+@dataclass
+class ServiceState:
+    """What the lifespan builds; routes reach it through `StateDep`."""
+
+    settings: ServiceSettings
+    tracer_provider: TracerProvider
+    metrics: RequestMetrics
+    http: httpx.AsyncClient | None = None
+    checks: list[ReadinessCheck] = field(default_factory=list)
+    resources: dict[str, Any] = field(default_factory=dict)
+
+    def add_check(self, name: str, probe: Callable[[], Any]) -> None:
+        self.checks.append(ReadinessCheck(name, probe))
+
+    def get(self, name: str) -> Any:
+        return self.resources[name]
+
+
+def get_state(request: Request) -> ServiceState:
+    state: ServiceState = request.app.state.rae
+    return state
+
+
+StateDep = Annotated[ServiceState, Depends(get_state)]
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    routers: Sequence[APIRouter] = (),
+    setup: Setup | None = None,
+    span_processors: tuple[SpanProcessor, ...] = (),
+    http_timeout_s: float = 10.0,
+) -> FastAPI:
+    """Build a service app. Nothing connects here; `setup` opens resources in the lifespan."""
+    provider = build_tracer_provider(
+        settings.service_name, settings.otel_exporter_otlp_endpoint, span_processors
+    )
+    state = ServiceState(
+        settings=settings, tracer_provider=provider, metrics=RequestMetrics(settings.service_name)
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        configure_logging(settings.service_name, settings.log_level)
+        async with AsyncExitStack() as stack:
+            state.http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    timeout=httpx.Timeout(http_timeout_s, connect=2.0),
+                    limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+                )
+            )
+            instrument_httpx(state.http, provider)
+            if setup is not None:
+                await stack.enter_async_context(setup(state))
+            app.state.rae = state
+            yield
+        provider.shutdown()
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.rae = state
+    install_problem_handlers(app)
+    app.include_router(_ops_router())
+    for router in routers:
+        app.include_router(router)
+
+    # Middlewares wrap in reverse order of addition: metrics outermost, then request ids,
+    # the body limit, CORS.
+    if settings.app_cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.app_cors_origins,
+            allow_methods=["*"],
+            allow_headers=["*"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    app.add_middleware(_MetricsMiddleware, metrics=state.metrics)
+    instrument_app(app, provider)
+    return app
+
+
+class _MetricsMiddleware:
+    def __init__(self, app: Any, metrics: RequestMetrics) -> None:
+        self._inner = metrics.middleware(app)
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._inner(scope, receive, send)
+
+
+def _ops_router() -> APIRouter:
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/healthz", summary="Liveness: the process answers.")
+    async def healthz(state: StateDep) -> dict[str, str]:
+        return {"status": "ok", "service": state.settings.service_name}
+
+    @router.get(
+        "/readyz",
+        summary="Readiness: every dependency answers.",
+        responses={503: {"description": "A dependency is down (problem+json naming it)."}},
+    )
+    async def readyz(state: StateDep) -> JSONResponse:
+        results = await run_checks(state.checks, state.settings.readiness_timeout_s)
+        checks = {r.name: "ok" if r.ok else r.error for r in results}
+        down = [r.name for r in results if not r.ok]
+        if down:
+            return problem_response(
+                503,
+                "Not ready: " + ", ".join(down) + " not answering.",
+                slug="not-ready",
+                instance="/readyz",
+                extensions={"service": state.settings.service_name, "down": down, "checks": checks},
+            )
+        return JSONResponse({"status": "ready", "service": state.settings.service_name, "checks": checks})
+
+    @router.get("/metrics", summary="Prometheus metrics.", response_class=Response)
+    async def metrics(state: StateDep) -> Response:
+        return Response(generate_latest(state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router

@@ -1,0 +1,96 @@
+"""asyncpg pool and numbered SQL migrations per service schema."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import asyncpg
+
+__all__ = ["Migration", "apply_migrations", "create_pool", "load_migrations"]
+
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+async def _init_connection(conn: asyncpg.Connection) -> None:
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    pool = await asyncpg.create_pool(
+        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+    )
+    assert pool is not None
+    return pool
+
+
+def load_migrations(package: str, folder: str = "migrations") -> list[Migration]:
+    """Read `NNNN_name.sql` files shipped inside `package`, in version order."""
+    root: Traversable = resources.files(package) / folder
+    found: list[Migration] = []
+    for entry in root.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append(Migration(int(match[1]), match[2], entry.read_text(encoding="utf-8")))
+    found.sort(key=lambda m: m.version)
+    versions = [m.version for m in found]
+    if len(set(versions)) != len(versions):
+        raise ValueError(f"duplicate migration versions in {package}: {versions}")
+    return found
+
+
+def _lock_key(schema: str) -> int:
+    # A stable signed 64-bit key per schema for pg_advisory_lock.
+    return int.from_bytes(hashlib.sha256(f"rae-migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+
+
+async def apply_migrations(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) -> list[int]:
+    """Apply what is missing, each in its own transaction; safe when replicas start together.
+
+    A session advisory lock serialises concurrent starters: the second waits, then finds
+    everything applied. Returns the versions this call applied.
+    """
+    if not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
+    applied_now: list[int] = []
+    async with pool.acquire() as conn:
+        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
+        try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await conn.execute(
+                f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                        version integer PRIMARY KEY,
+                        name text NOT NULL,
+                        applied_at timestamptz NOT NULL DEFAULT now())"""
+            )
+            rows: list[Any] = await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
+            done = {row["version"] for row in rows}
+            for migration in migrations:
+                if migration.version in done:
+                    continue
+                async with conn.transaction():
+                    await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                    await conn.execute(migration.sql)
+                    await conn.execute(
+                        f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)",
+                        migration.version,
+                        migration.name,
+                    )
+                applied_now.append(migration.version)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+    return applied_now

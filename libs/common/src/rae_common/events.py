@@ -1,0 +1,144 @@
+"""The event envelope and the registry of typed, versioned event payloads."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+__all__ = [
+    "ALL_TOPICS",
+    "TOPIC_DLQ",
+    "Envelope",
+    "EventData",
+    "EventRegistry",
+    "MemoryCreated",
+    "UnknownEvent",
+    "new_envelope",
+    "registry",
+    "topic_for",
+]
+
+TOPIC_MEMORY = "rae.memory.v1"
+TOPIC_GRAPH = "rae.graph.v1"
+TOPIC_ML = "rae.ml.v1"
+TOPIC_COST = "rae.cost.v1"
+TOPIC_REFLECTION = "rae.reflection.v1"
+TOPIC_EVENTS = "rae.events.v1"
+TOPIC_DLQ = "rae.dlq.v1"
+ALL_TOPICS = (TOPIC_MEMORY, TOPIC_GRAPH, TOPIC_ML, TOPIC_COST, TOPIC_REFLECTION, TOPIC_EVENTS)
+
+
+def topic_for(event_type: str) -> str:
+    """`memory.created` travels on `rae.memory.v1`: the domain is the type's first part."""
+    domain = event_type.split(".", 1)[0]
+    topic = f"rae.{domain}.v1"
+    if topic not in ALL_TOPICS:
+        raise ValueError(f"no topic for event type {event_type!r}")
+    return topic
+
+
+class EventData(BaseModel):
+    """Base of every payload: frozen, and tolerant of fields added by newer producers."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+
+class UnknownEvent(EventData):
+    """Payload of a type (or version) this consumer does not know; kept as raw fields."""
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    id: uuid.UUID = Field(default_factory=uuid.uuid4)
+    type: str = Field(min_length=1, max_length=100)
+    version: int = Field(default=1, ge=1)
+    tenant_id: str = Field(min_length=1, max_length=64)
+    occurred_at: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    producer: str = Field(min_length=1, max_length=64)
+    idempotency_key: str = Field(min_length=1, max_length=200)
+    data: EventData
+
+    def to_json(self) -> bytes:
+        return self.model_dump_json(serialize_as_any=True).encode()
+
+
+D = TypeVar("D", bound=type[EventData])
+
+
+class EventRegistry:
+    """Maps (type, version) to its payload model, so consumers get typed data back."""
+
+    def __init__(self) -> None:
+        self._models: dict[tuple[str, int], type[EventData]] = {}
+
+    def register(self, event_type: str, version: int = 1) -> Callable[[D], D]:
+        def decorate(model: D) -> D:
+            key = (event_type, version)
+            if key in self._models and self._models[key] is not model:
+                raise ValueError(f"event {event_type} v{version} is already registered")
+            self._models[key] = model
+            return model
+
+        return decorate
+
+    def model_for(self, event_type: str, version: int) -> type[EventData] | None:
+        return self._models.get((event_type, version))
+
+    def known(self) -> list[tuple[str, int]]:
+        return sorted(self._models)
+
+    def parse(self, raw: bytes | str | dict[str, Any]) -> Envelope:
+        """Parse a record value; raises `ValueError` on a malformed envelope or payload."""
+        try:
+            if isinstance(raw, dict):
+                loose = _LooseEnvelope.model_validate(raw)
+            else:
+                loose = _LooseEnvelope.model_validate_json(raw)
+            model = self.model_for(loose.type, loose.version) or UnknownEvent
+            data = model.model_validate(loose.data)
+            return Envelope.model_validate({**loose.model_dump(exclude={"data"}), "data": data})
+        except ValidationError as exc:
+            raise ValueError(f"malformed event: {exc.error_count()} error(s): {exc}") from exc
+
+
+class _LooseEnvelope(Envelope):
+    data: dict[str, Any]  # type: ignore[assignment]
+
+
+registry = EventRegistry()
+
+
+def new_envelope(
+    event_type: str,
+    data: EventData,
+    *,
+    tenant_id: str,
+    producer: str,
+    idempotency_key: str | None = None,
+    version: int = 1,
+) -> Envelope:
+    event_id = uuid.uuid4()
+    return Envelope(
+        id=event_id,
+        type=event_type,
+        version=version,
+        tenant_id=tenant_id,
+        producer=producer,
+        idempotency_key=idempotency_key or str(event_id),
+        data=data,
+    )
+
+
+@registry.register("memory.created", 1)
+class MemoryCreated(EventData):
+    memory_id: uuid.UUID
+    layer: str
+    content_hash: str
+    tags: list[str] = Field(default_factory=list)

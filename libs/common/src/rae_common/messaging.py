@@ -1,0 +1,360 @@
+"""Kafka over aiokafka: a publisher and a consumer loop that carry trace context in headers.
+
+Delivery is at-least-once. The consumer commits a record's offset only after its handler
+succeeded (or the record was parked on the dead-letter topic), so a crash replays it; handlers
+get exactly-once effects through the inbox (`rae_common.inbox`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.structs import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
+
+from rae_common.events import TOPIC_DLQ, Envelope, EventRegistry, registry, topic_for
+from rae_common.telemetry import extract_context, inject_context
+
+__all__ = [
+    "BrokerUnavailable",
+    "ConsumedRecord",
+    "Handler",
+    "KafkaConsumerLoop",
+    "KafkaPublisher",
+    "OutgoingRecord",
+    "create_topics",
+]
+
+_log = logging.getLogger("rae.messaging")
+
+
+class BrokerUnavailable(Exception):
+    """The broker could not be reached or did not acknowledge in time."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingRecord:
+    topic: str
+    value: bytes
+    key: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedRecord:
+    topic: str
+    partition: int
+    offset: int
+    key: str | None
+    headers: dict[str, str]
+
+
+Handler = Callable[[Envelope, ConsumedRecord], Awaitable[None]]
+
+
+def _tracer(provider: TracerProvider | None) -> trace.Tracer:
+    return trace.get_tracer("rae.messaging", tracer_provider=provider)
+
+
+class KafkaPublisher:
+    """A lazily (re)connecting producer; idempotence stays off (the local broker lacks it)."""
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        client_id: str,
+        tracer_provider: TracerProvider | None = None,
+        timeout_s: float = 10.0,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
+        self.timeout_s = timeout_s
+        self._tracer = _tracer(tracer_provider)
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def _ensure(self) -> AIOKafkaProducer:
+        if self._producer is not None:
+            return self._producer
+        async with self._lock:
+            if self._producer is None:
+                producer = AIOKafkaProducer(
+                    bootstrap_servers=self.bootstrap_servers,
+                    client_id=self.client_id,
+                    acks="all",
+                    request_timeout_ms=int(self.timeout_s * 1000),
+                )
+                try:
+                    await asyncio.wait_for(producer.start(), timeout=self.timeout_s)
+                except Exception as exc:
+                    with contextlib.suppress(Exception):
+                        await producer.stop()
+                    raise BrokerUnavailable(f"cannot reach Kafka at {self.bootstrap_servers}: {exc}") from exc
+                self._producer = producer
+            return self._producer
+
+    async def _reset(self) -> None:
+        producer, self._producer = self._producer, None
+        if producer is not None:
+            with contextlib.suppress(Exception):
+                await producer.stop()
+
+    async def ping(self) -> None:
+        """Readiness: connected, and the cluster answers a metadata request."""
+        producer = await self._ensure()
+        try:
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), timeout=self.timeout_s)
+        except Exception as exc:
+            await self._reset()
+            raise BrokerUnavailable(str(exc) or type(exc).__name__) from exc
+
+    async def send_records(self, records: Sequence[OutgoingRecord]) -> None:
+        """Send all, then wait for every acknowledgement; any failure fails the whole call."""
+        if not records:
+            return
+        producer = await self._ensure()
+        try:
+            futures = [
+                await producer.send(
+                    r.topic,
+                    value=r.value,
+                    key=r.key.encode() if r.key is not None else None,
+                    headers=[(k, v.encode()) for k, v in r.headers.items()],
+                )
+                for r in records
+            ]
+            await asyncio.wait_for(asyncio.gather(*futures), timeout=self.timeout_s)
+        except Exception as exc:
+            await self._reset()
+            raise BrokerUnavailable(f"publish failed: {type(exc).__name__}: {exc}") from exc
+
+    async def publish(self, envelope: Envelope, *, topic: str | None = None) -> None:
+        """Publish one envelope keyed by tenant, in a producer span that continues the trace."""
+        target = topic or topic_for(envelope.type)
+        with self._tracer.start_as_current_span(
+            f"{target} publish",
+            kind=SpanKind.PRODUCER,
+            attributes=_messaging_attributes(target, envelope),
+        ):
+            headers: dict[str, str] = {}
+            inject_context(headers)
+            await self.send_records([OutgoingRecord(target, envelope.to_json(), envelope.tenant_id, headers)])
+
+    async def stop(self) -> None:
+        await self._reset()
+
+
+def _messaging_attributes(topic: str, envelope: Envelope | None) -> dict[str, Any]:
+    attributes: dict[str, Any] = {"messaging.system": "kafka", "messaging.destination.name": topic}
+    if envelope is not None:
+        attributes.update(
+            {
+                "messaging.message.id": str(envelope.id),
+                "rae.event.type": envelope.type,
+                "rae.tenant_id": envelope.tenant_id,
+            }
+        )
+    return attributes
+
+
+class KafkaConsumerLoop:
+    """Consume topics in a group, handle each record in a span, commit after success.
+
+    A handler that keeps failing is retried `max_attempts` times with exponential backoff, then
+    the record goes to the dead-letter topic with the error and is committed, so one poison
+    message cannot stall its partition.
+    """
+
+    def __init__(
+        self,
+        bootstrap_servers: str,
+        *,
+        group_id: str,
+        topics: Sequence[str],
+        handler: Handler,
+        tracer_provider: TracerProvider | None = None,
+        dlq: KafkaPublisher | None = None,
+        event_registry: EventRegistry = registry,
+        session_timeout_ms: int = 10_000,
+        heartbeat_interval_ms: int = 3_000,
+        max_attempts: int = 5,
+        retry_backoff_s: float = 0.1,
+        poll_timeout_ms: int = 200,
+        reconnect_backoff_s: float = 0.5,
+    ) -> None:
+        self.bootstrap_servers = bootstrap_servers
+        self.group_id = group_id
+        self.topics = list(topics)
+        self.handler = handler
+        self.dlq = dlq
+        self.registry = event_registry
+        self.session_timeout_ms = session_timeout_ms
+        self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.max_attempts = max_attempts
+        self.retry_backoff_s = retry_backoff_s
+        self.poll_timeout_ms = poll_timeout_ms
+        self.reconnect_backoff_s = reconnect_backoff_s
+        self._tracer = _tracer(tracer_provider)
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._consumer: AIOKafkaConsumer | None = None
+        self.assigned = asyncio.Event()
+        self.handled = 0
+        self.dead_lettered = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group_id}")
+
+    async def stop(self) -> None:
+        """Finish the record in hand, commit, leave the group."""
+        self._stopping.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def ping(self) -> None:
+        if self._consumer is None:
+            raise BrokerUnavailable("consumer is not connected")
+        await asyncio.wait_for(self._consumer._client.fetch_all_metadata(), timeout=5)
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=self.group_id,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            session_timeout_ms=self.session_timeout_ms,
+            heartbeat_interval_ms=self.heartbeat_interval_ms,
+            rebalance_timeout_ms=self.session_timeout_ms,
+        )
+
+    async def _run(self) -> None:
+        backoff = self.reconnect_backoff_s
+        while not self._stopping.is_set():
+            consumer = self._new_consumer()
+            try:
+                await consumer.start()
+                self._consumer = consumer
+                backoff = self.reconnect_backoff_s
+                await self._poll(consumer)
+            except Exception:
+                _log.warning("consumer %s lost the broker; reconnecting", self.group_id, exc_info=True)
+            finally:
+                self._consumer = None
+                self.assigned.clear()
+                with contextlib.suppress(Exception):
+                    await consumer.stop()
+            if not self._stopping.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+                backoff = min(backoff * 2, 10.0)
+
+    async def _poll(self, consumer: AIOKafkaConsumer) -> None:
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=100)
+            if consumer.assignment():
+                self.assigned.set()
+            for tp, records in batches.items():
+                for record in records:
+                    if self._stopping.is_set():
+                        return
+                    await self._handle(record)
+                    await consumer.commit({tp: record.offset + 1})
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
+        meta = ConsumedRecord(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+            headers=headers,
+        )
+        parent: Context = extract_context(headers)
+        with self._tracer.start_as_current_span(
+            f"{record.topic} process",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes={
+                **_messaging_attributes(record.topic, None),
+                "messaging.consumer.group.name": self.group_id,
+                "messaging.kafka.offset": record.offset,
+                "messaging.destination.partition.id": str(record.partition),
+            },
+        ) as span:
+            try:
+                envelope = self.registry.parse(record.value or b"")
+            except ValueError as exc:
+                span.set_status(Status(StatusCode.ERROR, "malformed event"))
+                await self._dead_letter(record, headers, f"malformed: {exc}", attempts=0)
+                return
+            span.set_attributes(_messaging_attributes(record.topic, envelope))
+            delay = self.retry_backoff_s
+            for attempt in range(1, self.max_attempts + 1):
+                try:
+                    await self.handler(envelope, meta)
+                except Exception as exc:
+                    span.record_exception(exc)
+                    if attempt == self.max_attempts:
+                        span.set_status(Status(StatusCode.ERROR, "handler failed"))
+                        await self._dead_letter(record, headers, f"{type(exc).__name__}: {exc}", attempt)
+                        return
+                    _log.warning(
+                        "handler failed for %s (attempt %d/%d)", envelope.id, attempt, self.max_attempts
+                    )
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+                else:
+                    self.handled += 1
+                    return
+
+    async def _dead_letter(
+        self, record: ConsumerRecord[bytes, bytes], headers: dict[str, str], error: str, attempts: int
+    ) -> None:
+        if self.dlq is None:
+            raise RuntimeError(f"no dead-letter publisher; cannot park record: {error}")
+        dlq_headers = {
+            **headers,
+            "rae-dlq-error": error[:1000],
+            "rae-dlq-source-topic": record.topic,
+            "rae-dlq-source-partition": str(record.partition),
+            "rae-dlq-source-offset": str(record.offset),
+            "rae-dlq-consumer-group": self.group_id,
+            "rae-dlq-attempts": str(attempts),
+        }
+        key = record.key.decode("utf-8", "replace") if record.key is not None else None
+        await self.dlq.send_records([OutgoingRecord(TOPIC_DLQ, record.value or b"", key, dlq_headers)])
+        self.dead_lettered += 1
+        _log.error("record %s/%d@%d dead-lettered: %s", record.topic, record.partition, record.offset, error)
+
+
+async def create_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int = 3) -> None:
+    """Create topics that do not exist yet (used by the local stack and tests)."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+    from aiokafka.errors import TopicAlreadyExistsError
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [t for t in topics if t not in existing]
+        if missing:
+            with contextlib.suppress(TopicAlreadyExistsError):
+                await admin.create_topics(
+                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                )
+    finally:
+        await admin.close()

@@ -1,0 +1,177 @@
+"""Transactional outbox: write events with the state change, publish them afterwards.
+
+`add_to_outbox` runs inside the caller's transaction, so an event exists exactly when the
+change it announces was committed. `OutboxRelay` claims unsent rows in batches with
+`FOR UPDATE SKIP LOCKED` (several replicas can relay at once without sending a row twice
+concurrently), publishes them, marks them sent, and backs off while the broker is down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+import asyncpg
+from opentelemetry import trace
+from opentelemetry.trace import SpanKind, TracerProvider
+
+from rae_common.db import Migration, load_migrations
+from rae_common.events import Envelope, topic_for
+from rae_common.messaging import KafkaPublisher, OutgoingRecord
+from rae_common.telemetry import extract_context, inject_context
+
+__all__ = ["OutboxRelay", "add_to_outbox", "shared_migrations"]
+
+_log = logging.getLogger("rae.outbox")
+
+
+def shared_migrations(*names: str) -> list[Migration]:
+    """The shared tables (`outbox`, `inbox`) as migrations for a service's own schema."""
+    wanted = set(names)
+    found = [m for m in load_migrations("rae_common") if m.name in wanted]
+    missing = wanted - {m.name for m in found}
+    if missing:
+        raise ValueError(f"unknown shared migrations: {sorted(missing)}")
+    return found
+
+
+async def add_to_outbox(
+    conn: asyncpg.Connection, schema: str, envelope: Envelope, *, topic: str | None = None
+) -> None:
+    """Queue `envelope` in the caller's transaction; the current trace context rides along."""
+    headers: dict[str, str] = {}
+    inject_context(headers)
+    await conn.execute(
+        f"INSERT INTO {schema}.outbox (id, topic, key, payload, headers) VALUES ($1, $2, $3, $4, $5)",
+        envelope.id,
+        topic or topic_for(envelope.type),
+        envelope.tenant_id,
+        envelope.to_json().decode(),
+        headers,
+    )
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        schema: str,
+        publisher: KafkaPublisher,
+        *,
+        tracer_provider: TracerProvider | None = None,
+        batch_size: int = 100,
+        poll_interval_s: float = 0.2,
+        max_backoff_s: float = 5.0,
+    ) -> None:
+        self.pool = pool
+        self.schema = schema
+        self.publisher = publisher
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.max_backoff_s = max_backoff_s
+        self._tracer = trace.get_tracer("rae.outbox", tracer_provider=tracer_provider)
+        self._wake = asyncio.Event()
+        self._stopping = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.published = 0
+        self.consecutive_failures = 0
+
+    def wake(self) -> None:
+        """Ask for a publish pass now instead of at the next poll (call after commit)."""
+        self._wake.set()
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self.schema}")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        self._wake.set()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def pending(self) -> int:
+        async with self.pool.acquire() as conn:
+            count: int = await conn.fetchval(
+                f"SELECT count(*) FROM {self.schema}.outbox WHERE sent_at IS NULL"
+            )
+            return count
+
+    async def run_once(self) -> int:
+        """Publish one batch; returns how many rows were sent. Raises when the broker fails."""
+        async with self.pool.acquire() as conn:
+            async with conn.transaction():
+                rows = await conn.fetch(
+                    f"""SELECT seq, id, topic, key, payload, headers FROM {self.schema}.outbox
+                        WHERE sent_at IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED""",
+                    self.batch_size,
+                )
+                if not rows:
+                    return 0
+                error: Exception | None = None
+                try:
+                    await self.publisher.send_records([self._record(row) for row in rows])
+                except Exception as exc:
+                    error = exc
+                seqs = [row["seq"] for row in rows]
+                if error is None:
+                    await conn.execute(
+                        f"UPDATE {self.schema}.outbox SET sent_at = now(), attempts = attempts + 1 "
+                        "WHERE seq = ANY($1::bigint[])",
+                        seqs,
+                    )
+                else:
+                    await conn.execute(
+                        f"UPDATE {self.schema}.outbox SET attempts = attempts + 1, last_error = $2 "
+                        "WHERE seq = ANY($1::bigint[])",
+                        seqs,
+                        str(error)[:1000],
+                    )
+            if error is not None:
+                raise error
+        self.published += len(rows)
+        return len(rows)
+
+    def _record(self, row: Any) -> OutgoingRecord:
+        # A producer span per row, child of the request that wrote it: the trace spans the relay.
+        parent = extract_context(row["headers"] or {})
+        with self._tracer.start_as_current_span(
+            f"{row['topic']} publish",
+            context=parent,
+            kind=SpanKind.PRODUCER,
+            attributes={
+                "messaging.system": "kafka",
+                "messaging.destination.name": row["topic"],
+                "messaging.message.id": str(row["id"]),
+            },
+        ):
+            headers: dict[str, str] = {}
+            inject_context(headers)
+        return OutgoingRecord(row["topic"], row["payload"].encode(), row["key"], headers)
+
+    async def _run(self) -> None:
+        backoff = self.poll_interval_s
+        while not self._stopping.is_set():
+            try:
+                sent = await self.run_once()
+            except Exception as exc:
+                self.consecutive_failures += 1
+                _log.warning(
+                    "outbox relay (%s) cannot publish: %s; retrying in %.1fs", self.schema, exc, backoff
+                )
+                await self._pause(backoff)
+                backoff = min(backoff * 2, self.max_backoff_s)
+                continue
+            self.consecutive_failures = 0
+            backoff = self.poll_interval_s
+            if sent < self.batch_size:
+                await self._pause(self.poll_interval_s)
+
+    async def _pause(self, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
+        self._wake.clear()

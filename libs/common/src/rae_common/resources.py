@@ -1,0 +1,156 @@
+"""Lifespan building blocks: open a dependency, register its readiness check, close it after.
+
+Each is an async context manager taking the `ServiceState`, so a service's setup is a short
+`AsyncExitStack` of the dependencies it really has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+import asyncpg
+import neo4j
+import redis.asyncio as aioredis
+
+from rae_common.app import ServiceState
+from rae_common.db import Migration, apply_migrations, create_pool
+from rae_common.messaging import Handler, KafkaConsumerLoop, KafkaPublisher
+from rae_common.outbox import OutboxRelay
+
+__all__ = [
+    "kafka_consumer",
+    "kafka_publisher",
+    "neo4j_driver",
+    "outbox_relay",
+    "postgres",
+    "redis_client",
+]
+
+_log = logging.getLogger("rae.resources")
+
+
+@contextlib.asynccontextmanager
+async def postgres(
+    state: ServiceState, schema: str, migrations: Sequence[Migration]
+) -> AsyncIterator[asyncpg.Pool]:
+    """A pool with the schema migrated. Fails start-up when Postgres is unreachable: a service
+    must not serve on a schema it could not check."""
+    settings = state.settings
+    pool = await create_pool(
+        settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
+    )
+    try:
+        applied = await apply_migrations(pool, schema, list(migrations))
+        if applied:
+            _log.info("applied migrations %s to schema %s", applied, schema)
+
+        async def probe() -> None:
+            async with pool.acquire() as conn:
+                await conn.fetchval("SELECT 1")
+
+        state.add_check("postgres", probe)
+        state.resources["db"] = pool
+        yield pool
+    finally:
+        await pool.close()
+
+
+@contextlib.asynccontextmanager
+async def kafka_publisher(state: ServiceState) -> AsyncIterator[KafkaPublisher]:
+    """A publisher that connects lazily: the service starts while the broker is down."""
+    publisher = KafkaPublisher(
+        state.settings.kafka_bootstrap_servers,
+        client_id=state.settings.service_name,
+        tracer_provider=state.tracer_provider,
+    )
+    state.add_check("kafka", publisher.ping)
+    state.resources["publisher"] = publisher
+    try:
+        yield publisher
+    finally:
+        await publisher.stop()
+
+
+@contextlib.asynccontextmanager
+async def outbox_relay(
+    state: ServiceState, pool: asyncpg.Pool, schema: str, publisher: KafkaPublisher
+) -> AsyncIterator[OutboxRelay]:
+    relay = OutboxRelay(
+        pool,
+        schema,
+        publisher,
+        tracer_provider=state.tracer_provider,
+        batch_size=state.settings.outbox_batch_size,
+        poll_interval_s=state.settings.outbox_poll_interval_s,
+    )
+    relay.start()
+    state.resources["relay"] = relay
+    try:
+        yield relay
+    finally:
+        await relay.stop()
+
+
+@contextlib.asynccontextmanager
+async def kafka_consumer(
+    state: ServiceState,
+    *,
+    group_id: str,
+    topics: Sequence[str],
+    handler: Handler,
+    dlq: KafkaPublisher,
+) -> AsyncIterator[KafkaConsumerLoop]:
+    settings = state.settings
+    loop = KafkaConsumerLoop(
+        settings.kafka_bootstrap_servers,
+        group_id=group_id,
+        topics=topics,
+        handler=handler,
+        tracer_provider=state.tracer_provider,
+        dlq=dlq,
+        session_timeout_ms=settings.kafka_session_timeout_ms,
+        heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+    )
+    loop.start()
+    state.resources["consumer"] = loop
+    try:
+        yield loop
+    finally:
+        await loop.stop()
+
+
+@contextlib.asynccontextmanager
+async def redis_client(state: ServiceState) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(state.settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
+
+    async def probe() -> None:
+        await client.ping()
+
+    state.add_check("redis", probe)
+    state.resources["redis"] = client
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def neo4j_driver(state: ServiceState) -> AsyncIterator[neo4j.AsyncDriver]:
+    settings = state.settings
+    driver = neo4j.AsyncGraphDatabase.driver(
+        settings.neo4j_uri,
+        auth=(settings.neo4j_user, settings.neo4j_password.get_secret_value()),
+        connection_timeout=3,
+    )
+
+    async def probe() -> None:
+        await driver.verify_connectivity(database=settings.neo4j_database)
+
+    state.add_check("neo4j", probe)
+    state.resources["neo4j"] = driver
+    try:
+        yield driver
+    finally:
+        await driver.close()

@@ -1,0 +1,64 @@
+"""Settings shared by every service: one pydantic-settings class per service extends this."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+__all__ = ["ServiceSettings"]
+
+
+class ServiceSettings(BaseSettings):
+    """Every infrastructure URL and cross-cutting knob, read from the environment (or `.env`)."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    service_name: str = "rae"
+    environment: str = Field(default="local", validation_alias="RAE_ENVIRONMENT")
+    log_level: str = "INFO"
+
+    database_url: str = "postgresql://rae:rae@127.0.0.1:55432/rae"
+    database_pool_min: int = Field(default=1, ge=0)
+    database_pool_max: int = Field(default=10, ge=1)
+    kafka_bootstrap_servers: str = "127.0.0.1:19092"
+    # Real Kafka rejects session timeouts under 6000 ms; the local broker joins faster with less.
+    kafka_session_timeout_ms: int = Field(default=10_000, ge=1)
+    kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=1)
+    neo4j_uri: str = "bolt://127.0.0.1:17687"
+    neo4j_user: str = "root"
+    neo4j_password: SecretStr = SecretStr("")
+    neo4j_database: str = "graph"
+    redis_url: str = "redis://127.0.0.1:16379/0"
+    qdrant_url: str | None = None
+
+    jwt_secret: SecretStr = SecretStr("")
+    rae_admin_token: SecretStr = SecretStr("")
+
+    otel_exporter_otlp_endpoint: str | None = None
+    app_cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    max_body_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    readiness_timeout_s: float = Field(default=2.0, gt=0)
+
+    outbox_poll_interval_s: float = Field(default=0.2, gt=0)
+    outbox_batch_size: int = Field(default=100, ge=1)
+
+    gateway_url: str = "http://127.0.0.1:8000"
+    memory_url: str = "http://127.0.0.1:8001"
+    ml_url: str = "http://127.0.0.1:8002"
+    graph_url: str = "http://127.0.0.1:8003"
+    reflection_url: str = "http://127.0.0.1:8004"
+    cost_url: str = "http://127.0.0.1:8005"
+    events_url: str = "http://127.0.0.1:8006"
+
+    @field_validator("app_cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, value: object) -> object:
+        # A comma-separated env value is friendlier than JSON for a list of origins.
+        if isinstance(value, str):
+            if value.lstrip().startswith("["):
+                return json.loads(value)
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+import pytest
+
+from rae_common.settings import ServiceSettings
+
+
+def test_environment_overrides_infra_urls(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u@db.example:5432/x")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "k1:9092,k2:9092")
+    monkeypatch.setenv("JWT_SECRET", "s3cret")
+    settings = ServiceSettings()
+    assert settings.database_url == "postgresql://u@db.example:5432/x"
+    assert settings.kafka_bootstrap_servers == "k1:9092,k2:9092"
+    assert settings.jwt_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("http://a, http://b", ["http://a", "http://b"]), ('["http://c"]', ["http://c"]), ("", [])],
+)
+def test_cors_origins_accept_csv_or_json(monkeypatch: pytest.MonkeyPatch, raw: str, expected: list[str]) -> None:
+    monkeypatch.setenv("APP_CORS_ORIGINS", raw)
+    assert ServiceSettings().app_cors_origins == expected

@@ -1,0 +1,1 @@
+"""RAE cost service: usage accounting, budgets and governance (port 8005)."""

@@ -1,0 +1,39 @@
+"""Composition root of the cost service."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from rae_common import resources
+from rae_common.app import ServiceState, create_service_app
+from rae_common.outbox import shared_migrations
+from rae_common.settings import ServiceSettings
+
+SCHEMA = "cost"
+
+
+class CostSettings(ServiceSettings):
+    service_name: str = "cost"
+
+
+@contextlib.asynccontextmanager
+async def _setup(state: ServiceState) -> AsyncIterator[None]:
+    migrations = shared_migrations("outbox", "inbox")
+    async with (
+        resources.postgres(state, SCHEMA, migrations) as pool,
+        resources.kafka_publisher(state) as publisher,
+        resources.outbox_relay(state, pool, SCHEMA, publisher),
+    ):
+        yield
+
+
+def create_app(settings: CostSettings | None = None) -> FastAPI:
+    return create_service_app(
+        settings or CostSettings(),
+        title="RAE cost",
+        description="Token and USD accounting per tenant and model, budgets, governance.",
+        setup=_setup,
+    )

@@ -1,0 +1,1 @@
+"""RAE events service: the event engine (port 8006)."""

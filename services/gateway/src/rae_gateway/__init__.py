@@ -1,0 +1,1 @@
+"""RAE gateway: the only public API (port 8000)."""

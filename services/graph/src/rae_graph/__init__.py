@@ -1,0 +1,1 @@
+"""RAE graph service: the knowledge graph and GraphRAG (port 8003)."""

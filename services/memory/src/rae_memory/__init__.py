@@ -1,0 +1,1 @@
+"""RAE memory service: memories, documents and hybrid search (port 8001)."""

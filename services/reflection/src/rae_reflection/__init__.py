@@ -1,0 +1,1 @@
+"""RAE reflection service: reflections with provenance (port 8004)."""
