@@ -1,0 +1,41 @@
+"""Session fixtures shared by every test suite: the real local infrastructure.
+
+The infrastructure (Postgres+pgvector, Kafka-protocol broker, Bolt server, Redis) is started once
+per test session by the project's own stack manager, in `.rae-local/test` with ports offset by
+`RAE_TEST_PORT_OFFSET` (default 1000) so a running `make up` stack is left alone. Servers named
+by DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS / NEO4J_URI / REDIS_URL are used instead of local ones.
+Everything the session started is stopped at its end unless RAE_KEEP_STACK=1.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from rae_common.settings import ServiceSettings
+from rae_common.testing import settings_from_env
+from rae_localstack import Stack
+
+ROOT = Path(__file__).resolve().parent
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack(ROOT / ".rae-local" / "test", port_offset=int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000")))
+    stack.up_infra()
+    yield stack
+    if os.environ.get("RAE_KEEP_STACK") != "1":
+        stack.down()
+
+
+@pytest.fixture(scope="session")
+def infra_env(stack: Stack) -> dict[str, str]:
+    return stack.service_env()
+
+
+@pytest.fixture(scope="session")
+def settings(infra_env: dict[str, str]) -> ServiceSettings:
+    return settings_from_env(infra_env, ServiceSettings)

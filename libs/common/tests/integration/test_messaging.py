@@ -1,0 +1,166 @@
+"""Publisher and consumer loop against a real Kafka-protocol broker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from rae_common.events import TOPIC_DLQ, Envelope, MemoryCreated, new_envelope
+from rae_common.messaging import ConsumedRecord, KafkaConsumerLoop, KafkaPublisher, OutgoingRecord
+from rae_common.settings import ServiceSettings
+from rae_common.testing import new_topic, read_topic
+
+
+def event(note: str = "") -> Envelope:
+    data = MemoryCreated(memory_id=uuid.uuid4(), layer="episodic", content_hash=note or uuid.uuid4().hex)
+    return new_envelope("memory.created", data, tenant_id="acme", producer="test")
+
+
+async def until(predicate, timeout_s: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+class Recorder:
+    """A handler that records what it saw and fails on demand."""
+
+    def __init__(self, fail_times: dict[str, int] | None = None) -> None:
+        self.fail_times = dict(fail_times or {})
+        self.calls: Counter[str] = Counter()
+        self.done: list[str] = []
+        self.metas: list[ConsumedRecord] = []
+
+    async def __call__(self, envelope: Envelope, meta: ConsumedRecord) -> None:
+        note = envelope.data.content_hash  # type: ignore[attr-defined]
+        self.calls[note] += 1
+        if self.fail_times.get(note, 0) >= self.calls[note]:
+            raise RuntimeError(f"failure #{self.calls[note]} for {note}")
+        self.done.append(note)
+        self.metas.append(meta)
+
+
+@pytest.fixture
+async def publisher(settings: ServiceSettings):
+    publisher = KafkaPublisher(settings.kafka_bootstrap_servers, client_id="test-publisher")
+    yield publisher
+    await publisher.stop()
+
+
+def consumer(settings: ServiceSettings, topic: str, handler, group: str, **kwargs) -> KafkaConsumerLoop:
+    return KafkaConsumerLoop(
+        settings.kafka_bootstrap_servers,
+        group_id=group,
+        topics=[topic],
+        handler=handler,
+        session_timeout_ms=2000,
+        heartbeat_interval_ms=500,
+        retry_backoff_s=0.01,
+        **kwargs,
+    )
+
+
+async def test_consumer_span_continues_the_publishers_trace(settings: ServiceSettings, publisher) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    recorder = Recorder()
+    loop = consumer(settings, topic, recorder, f"g-{uuid.uuid4().hex[:6]}", tracer_provider=provider)
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("http request") as root:
+        await publisher.publish(event("traced"), topic=topic)
+    loop.start()
+    try:
+        await until(lambda: recorder.done == ["traced"], what="the record")
+    finally:
+        await loop.stop()
+    process = [s for s in exporter.get_finished_spans() if s.name == f"{topic} process"]
+    assert len(process) == 1
+    assert process[0].context.trace_id == root.get_span_context().trace_id
+    assert process[0].kind.name == "CONSUMER"
+    assert recorder.metas[0].key == "acme"
+
+
+async def test_transient_failures_are_retried_and_poison_goes_to_dlq(settings: ServiceSettings, publisher) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    recorder = Recorder(fail_times={"flaky": 2, "poison": 99})
+    loop = consumer(settings, topic, recorder, f"g-{uuid.uuid4().hex[:6]}", dlq=publisher, max_attempts=3)
+    poison = event("poison")
+    for envelope in (event("first"), event("flaky"), poison, event("last")):
+        await publisher.publish(envelope, topic=topic)
+    await publisher.send_records([OutgoingRecord(topic, b"{not an envelope", "acme")])
+    await publisher.publish(event("after-garbage"), topic=topic)
+    loop.start()
+    try:
+        await until(lambda: "after-garbage" in recorder.done, what="all records")
+    finally:
+        await loop.stop()
+    assert recorder.done == ["first", "flaky", "last", "after-garbage"]
+    assert recorder.calls["flaky"] == 3
+    assert recorder.calls["poison"] == 3
+    assert loop.dead_lettered == 2
+    parked = [
+        r
+        for r in await read_topic(settings.kafka_bootstrap_servers, TOPIC_DLQ, expected=10_000, timeout_s=3)
+        if dict(r.headers).get("rae-dlq-source-topic") == topic.encode()
+    ]
+    errors = sorted(dict(r.headers)["rae-dlq-error"].decode() for r in parked)
+    assert len(parked) == 2
+    assert errors[0].startswith("RuntimeError: failure #3 for poison")
+    assert errors[1].startswith("malformed")
+
+
+async def test_offsets_are_committed_only_after_success(settings: ServiceSettings, publisher) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    first = Recorder()
+    loop = consumer(settings, topic, first, group)
+    for i in range(5):
+        await publisher.publish(event(f"old-{i}"), topic=topic)
+    loop.start()
+    try:
+        await until(lambda: len(first.done) == 5, what="five records")
+    finally:
+        await loop.stop()
+
+    # A member of the same group starting later sees only what came after the commits.
+    await publisher.publish(event("new"), topic=topic)
+    second = Recorder()
+    loop = consumer(settings, topic, second, group)
+    loop.start()
+    try:
+        await until(lambda: "new" in second.done, what="the new record")
+    finally:
+        await loop.stop()
+    assert second.done == ["new"]
+
+
+async def test_a_failing_handler_without_dlq_does_not_commit(settings: ServiceSettings, publisher) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    broken = Recorder(fail_times={"stuck": 10_000})
+    loop = consumer(settings, topic, broken, group, max_attempts=2)
+    await publisher.publish(event("stuck"), topic=topic)
+    loop.start()
+    try:
+        await until(lambda: broken.calls["stuck"] >= 4, what="the loop to retry after reconnecting")
+    finally:
+        await loop.stop()
+    healthy = Recorder()
+    loop = consumer(settings, topic, healthy, group)
+    loop.start()
+    try:
+        await until(lambda: healthy.done == ["stuck"], what="redelivery of the uncommitted record")
+    finally:
+        await loop.stop()
