@@ -24,7 +24,9 @@ ROOT = Path(__file__).resolve().parent
 
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
-    stack = Stack(ROOT / ".rae-local" / "test", port_offset=int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000")))
+    stack = Stack(
+        ROOT / ".rae-local" / "test", port_offset=int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000"))
+    )
     stack.up_infra()
     yield stack
     if os.environ.get("RAE_KEEP_STACK") != "1":

@@ -41,7 +41,8 @@ async def test_a_failing_migration_leaves_nothing_half_applied(pool: asyncpg.Poo
     with pytest.raises(asyncpg.DivisionByZeroError):
         await apply_migrations(pool, schema, broken)
     columns = await pool.fetch(
-        "SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'things'",
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = $1 AND table_name = 'things'",
         schema,
     )
     assert "x" not in {c["column_name"] for c in columns}

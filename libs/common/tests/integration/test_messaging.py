@@ -92,7 +92,9 @@ async def test_consumer_span_continues_the_publishers_trace(settings: ServiceSet
     assert recorder.metas[0].key == "acme"
 
 
-async def test_transient_failures_are_retried_and_poison_goes_to_dlq(settings: ServiceSettings, publisher) -> None:
+async def test_transient_failures_are_retried_and_poison_goes_to_dlq(
+    settings: ServiceSettings, publisher
+) -> None:
     topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
     recorder = Recorder(fail_times={"flaky": 2, "poison": 99})
     loop = consumer(settings, topic, recorder, f"g-{uuid.uuid4().hex[:6]}", dlq=publisher, max_attempts=3)

@@ -69,7 +69,9 @@ async def test_events_written_while_broker_is_down_are_all_delivered_once_it_is_
     topic = "test.outbox-broker-down"
     ids = await write_events(pool, outbox_schema, topic, 25)
     publisher = KafkaPublisher(bootstrap, client_id="relay-test", timeout_s=2.0)
-    relay = OutboxRelay(pool, outbox_schema, publisher, batch_size=10, poll_interval_s=0.05, max_backoff_s=0.5)
+    relay = OutboxRelay(
+        pool, outbox_schema, publisher, batch_size=10, poll_interval_s=0.05, max_backoff_s=0.5
+    )
     relay.start()
     try:
         await wait_for(lambda: _true(relay.consecutive_failures >= 2), what="the relay to fail while down")

@@ -8,12 +8,12 @@ import json
 import logging
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from fastapi import APIRouter
-import httpx
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
-from prometheus_client.parser import text_string_to_metric_families
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from prometheus_client.parser import text_string_to_metric_families
 
 from rae_common.app import ServiceState, create_service_app
 from rae_common.settings import ServiceSettings
@@ -107,7 +107,9 @@ async def test_request_id_is_echoed_or_minted(client: httpx.AsyncClient) -> None
     assert minted != "bad id" and len(minted) == 32
 
 
-async def test_incoming_traceparent_is_continued(client: httpx.AsyncClient, exporter: InMemorySpanExporter) -> None:
+async def test_incoming_traceparent_is_continued(
+    client: httpx.AsyncClient, exporter: InMemorySpanExporter
+) -> None:
     trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
     await client.get("/things/7", headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01"})
     spans = [s for s in exporter.get_finished_spans() if s.kind.name == "SERVER"]
@@ -118,7 +120,9 @@ async def test_incoming_traceparent_is_continued(client: httpx.AsyncClient, expo
     assert spans[-1].attributes.get("http.route") == "/things/{thing_id}"
 
 
-async def test_health_endpoints_make_no_spans(client: httpx.AsyncClient, exporter: InMemorySpanExporter) -> None:
+async def test_health_endpoints_make_no_spans(
+    client: httpx.AsyncClient, exporter: InMemorySpanExporter
+) -> None:
     await client.get("/healthz")
     await client.get("/readyz")
     assert exporter.get_finished_spans() == ()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import httpx
 import pytest
 from fastapi import APIRouter
-import httpx
 from pydantic import BaseModel
 
 from rae_common.app import create_service_app
@@ -66,7 +66,9 @@ async def test_wrong_method_is_405_problem(client: httpx.AsyncClient) -> None:
 
 async def test_invalid_body_is_422_with_locations_but_not_input(client: httpx.AsyncClient) -> None:
     body = assert_problem(
-        await client.post("/items", json={"name": "n", "count": "not-a-number-SECRET"}), 422, "validation-error"
+        await client.post("/items", json={"name": "n", "count": "not-a-number-SECRET"}),
+        422,
+        "validation-error",
     )
     assert body["errors"][0]["loc"] == ["body", "count"]
     assert "SECRET" not in str(body)

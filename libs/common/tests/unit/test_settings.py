@@ -20,6 +20,8 @@ def test_environment_overrides_infra_urls(monkeypatch: pytest.MonkeyPatch) -> No
     ("raw", "expected"),
     [("http://a, http://b", ["http://a", "http://b"]), ('["http://c"]', ["http://c"]), ("", [])],
 )
-def test_cors_origins_accept_csv_or_json(monkeypatch: pytest.MonkeyPatch, raw: str, expected: list[str]) -> None:
+def test_cors_origins_accept_csv_or_json(
+    monkeypatch: pytest.MonkeyPatch, raw: str, expected: list[str]
+) -> None:
     monkeypatch.setenv("APP_CORS_ORIGINS", raw)
     assert ServiceSettings().app_cors_origins == expected
