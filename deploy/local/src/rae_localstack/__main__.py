@@ -1,0 +1,95 @@
+"""Start, stop and inspect the local RAE stack (infrastructure servers + services on 127.0.0.1)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from . import DEFAULT_STATE_DIR, INFRA, Stack, StackError, format_summary, format_table
+
+
+def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    """Options accepted both before and after the subcommand (``--state-dir X up`` / ``up --state-dir X``)."""
+    state_default = Path(os.environ.get("RAE_LOCAL_STATE_DIR") or DEFAULT_STATE_DIR)
+    offset_default = int(os.environ.get("RAE_LOCAL_PORT_OFFSET") or 0)
+    parser.add_argument(
+        "--state-dir",
+        type=Path,
+        default=argparse.SUPPRESS if suppress else state_default,
+        help=f"data/logs/pids live here (default: $RAE_LOCAL_STATE_DIR or {DEFAULT_STATE_DIR})",
+    )
+    parser.add_argument(
+        "--port-offset",
+        type=int,
+        default=argparse.SUPPRESS if suppress else offset_default,
+        help="added to every port (default: $RAE_LOCAL_PORT_OFFSET or 0)",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    _add_common(common, suppress=True)
+    parser = argparse.ArgumentParser(prog="python -m rae_localstack", description=__doc__)
+    _add_common(parser, suppress=False)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", parents=[common], help="start what is not running, wait until ready")
+    up.add_argument("--infra-only", action="store_true", help="start the infrastructure only")
+    down = sub.add_parser("down", parents=[common], help="stop what this state dir started")
+    down.add_argument(
+        "--services-only", action="store_true", help="stop the services, keep the infrastructure"
+    )
+    status = sub.add_parser("status", parents=[common], help="show what runs where")
+    status.add_argument("--infra-only", action="store_true", help="show the infrastructure only")
+    env = sub.add_parser("env", parents=[common], help="print KEY=VALUE lines for the services' environment")
+    env.add_argument("--infra-only", action="store_true", help="print the infrastructure variables only")
+    env.add_argument("--export", action="store_true", help="prefix each line with 'export '")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    stack = Stack(args.state_dir, port_offset=args.port_offset)
+    out = sys.stdout
+    try:
+        if args.command == "up":
+            started = time.monotonic()
+            stack.up_infra()
+            if not args.infra_only:
+                stack.up_services()
+            statuses = stack.status()
+            if args.infra_only:
+                statuses = [s for s in statuses if s.kind == "infra"]
+            out.write(format_summary(stack, statuses))
+            out.write(f"up in {time.monotonic() - started:.1f} s\n")
+        elif args.command == "down":
+            if args.services_only:
+                stack.down_services()
+            else:
+                stack.down()
+            out.write(f"stopped ({stack.state_dir})\n")
+        elif args.command == "status":
+            statuses = stack.status()
+            if args.infra_only:
+                statuses = [s for s in statuses if s.name in INFRA]
+            out.write(format_table(statuses))
+        elif args.command == "env":
+            values = stack.infra_env() if args.infra_only else stack.service_env()
+            prefix = "export " if args.export else ""
+            out.writelines(f"{prefix}{key}={shlex.quote(value)}\n" for key, value in values.items())
+    except StackError as exc:
+        sys.stderr.write(f"rae_localstack {args.command}: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        note = " (stopped what this call had started)" if args.command == "up" else ""
+        sys.stderr.write(f"rae_localstack {args.command}: interrupted{note}\n")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
