@@ -16,8 +16,9 @@ fi
 
 PY=${PYTHON:-}
 if [[ -z $PY ]]; then
-  for candidate in python3.13 python3.12 python3.11 python3; do
-    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+  # 3.11 first: the offline CPU torch wheel the ml service will use is built for it.
+  for candidate in python3.11 python3 python3.12 python3.13; do
+    if command -v "$candidate" >/dev/null && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
       PY=$candidate
       break
     fi

@@ -365,11 +365,13 @@ def test_skaffold_and_dockerfiles_match_the_chart() -> None:
         artifact = artifacts[f"rae-{name}"]
         assert artifact["context"] == "."
         dockerfile = REPO_ROOT / artifact["docker"]["dockerfile"]
-        assert dockerfile == REPO_ROOT / "services" / name / "Dockerfile"
+        assert dockerfile == REPO_ROOT / "services" / "Dockerfile"
+        assert artifact["docker"]["buildArgs"] == {"SERVICE": name, "PORT": str(port)}
+        assert (REPO_ROOT / "services" / name / "src" / f"rae_{name}" / "main.py").is_file(), name
         text = dockerfile.read_text()
-        assert re.search(rf"^EXPOSE {port}$", text, re.MULTILINE), name
-        assert re.search(r"^USER 10001(:10001)?$", text, re.MULTILINE), name
-        assert f'"rae_{name}.main:create_app", "--factory"' in text, name
-        assert f'"--port", "{port}"' in text, name
+        assert re.search(r"^EXPOSE \$\{PORT\}$", text, re.MULTILINE)
+        assert re.search(r"^USER 10001(:10001)?$", text, re.MULTILINE)
+        assert "rae_${RAE_SERVICE}.main:create_app --factory" in text
+        assert "--port ${RAE_PORT}" in text
         assert templates[f"{name}.image.repository"] == f"{{{{.IMAGE_REPO_rae_{name}}}}}"
         assert templates[f"{name}.image.tag"].startswith(f"{{{{.IMAGE_TAG_rae_{name}}}}}")

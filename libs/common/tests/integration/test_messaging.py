@@ -166,3 +166,37 @@ async def test_a_failing_handler_without_dlq_does_not_commit(settings: ServiceSe
         await until(lambda: healthy.done == ["stuck"], what="redelivery of the uncommitted record")
     finally:
         await loop.stop()
+
+
+async def test_stop_finishes_the_record_in_hand_and_commits_it(settings: ServiceSettings, publisher) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    entered, release = asyncio.Event(), asyncio.Event()
+    finished: list[str] = []
+
+    async def slow(envelope: Envelope, meta: ConsumedRecord) -> None:
+        entered.set()
+        await release.wait()
+        finished.append(envelope.data.content_hash)  # type: ignore[attr-defined]
+
+    loop = consumer(settings, topic, slow, group)
+    await publisher.publish(event("in-hand"), topic=topic)
+    await publisher.publish(event("not-started"), topic=topic)
+    loop.start()
+    await asyncio.wait_for(entered.wait(), timeout=30)
+    stopping = asyncio.create_task(loop.stop())
+    await asyncio.sleep(0)
+    assert not stopping.done(), "stop must wait for the handler in progress"
+    release.set()
+    await asyncio.wait_for(stopping, timeout=30)
+    assert finished == ["in-hand"]
+
+    # The record in hand was committed; the one not started is delivered to the next member.
+    after = Recorder()
+    loop = consumer(settings, topic, after, group)
+    loop.start()
+    try:
+        await until(lambda: "not-started" in after.done, what="the record not started")
+    finally:
+        await loop.stop()
+    assert after.done == ["not-started"]
