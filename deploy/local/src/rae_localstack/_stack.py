@@ -266,6 +266,11 @@ class Stack:
         out["KAFKA_BOOTSTRAP_SERVERS"] = (
             env.get("KAFKA_BOOTSTRAP_SERVERS") or f"127.0.0.1:{self.port('kafka')}"
         )
+        if not self.is_external("kafka"):
+            # The local broker joins a consumer group in ~min(session/2, rebalance) timeout:
+            # short timeouts make that ~1 s instead of 5 s (real Kafka would refuse them).
+            out["KAFKA_SESSION_TIMEOUT_MS"] = env.get("KAFKA_SESSION_TIMEOUT_MS") or "2000"
+            out["KAFKA_HEARTBEAT_INTERVAL_MS"] = env.get("KAFKA_HEARTBEAT_INTERVAL_MS") or "500"
         if self.is_external("arcadedb"):
             out["NEO4J_URI"] = env["NEO4J_URI"]
             out["NEO4J_USER"] = env.get("NEO4J_USER", "neo4j")

@@ -267,6 +267,8 @@ class KafkaConsumerLoop:
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=100)
             if consumer.assignment():
                 self.assigned.set()
+            else:
+                self.assigned.clear()
             for tp, records in batches.items():
                 for record in records:
                     if self._stopping.is_set():

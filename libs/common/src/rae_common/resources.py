@@ -114,6 +114,13 @@ async def kafka_consumer(
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
     )
     loop.start()
+
+    async def probe() -> None:
+        # Not ready until the group has handed this member its partitions.
+        if not loop.assigned.is_set():
+            raise ConnectionError(f"consumer group {group_id} has not assigned partitions yet")
+
+    state.add_check("kafka-consumer", probe)
     state.resources["consumer"] = loop
     try:
         yield loop

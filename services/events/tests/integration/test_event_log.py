@@ -79,3 +79,13 @@ async def test_log_paging_and_validation(client: httpx.AsyncClient) -> None:
     assert bad.status_code == 422
     empty = await client.get("/v1/events/log", headers={"X-Tenant-ID": f"t-{uuid.uuid4().hex[:8]}"})
     assert empty.json() == {"items": [], "next_cursor": None}
+
+
+async def test_ready_only_once_the_consumer_has_its_partitions(client: httpx.AsyncClient) -> None:
+    deadline = time.monotonic() + 30
+    ready = await client.get("/readyz")
+    while ready.status_code != 200 and time.monotonic() < deadline:
+        assert "kafka-consumer" in ready.json()["down"]
+        await asyncio.sleep(0.1)
+        ready = await client.get("/readyz")
+    assert ready.json()["checks"] == {"postgres": "ok", "kafka": "ok", "kafka-consumer": "ok"}
