@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from rae_common.app import ServiceState
 from rae_common.db import Migration, apply_migrations, create_pool
 from rae_common.messaging import Handler, KafkaConsumerLoop, KafkaPublisher
-from rae_common.outbox import OutboxRelay
+from rae_common.outbox import OutboxRelay, shared_migrations
 
 __all__ = [
     "kafka_consumer",
@@ -25,6 +25,7 @@ __all__ = [
     "neo4j_driver",
     "outbox_relay",
     "postgres",
+    "postgres_with_outbox",
     "redis_client",
 ]
 
@@ -161,3 +162,17 @@ async def neo4j_driver(state: ServiceState) -> AsyncIterator[neo4j.AsyncDriver]:
         yield driver
     finally:
         await driver.close()
+
+
+@contextlib.asynccontextmanager
+async def postgres_with_outbox(
+    state: ServiceState, schema: str, migrations: Sequence[Migration]
+) -> AsyncIterator[asyncpg.Pool]:
+    """Postgres (migrated, with the shared `outbox` table), a publisher and a running relay:
+    what every service that announces its own state changes needs."""
+    async with (
+        postgres(state, schema, [*migrations, *shared_migrations("outbox")]) as pool,
+        kafka_publisher(state) as publisher,
+        outbox_relay(state, pool, schema, publisher),
+    ):
+        yield pool

@@ -21,12 +21,7 @@ class CostSettings(ServiceSettings):
 
 @contextlib.asynccontextmanager
 async def _setup(state: ServiceState) -> AsyncIterator[None]:
-    migrations = shared_migrations("outbox", "inbox")
-    async with (
-        resources.postgres(state, SCHEMA, migrations) as pool,
-        resources.kafka_publisher(state) as publisher,
-        resources.outbox_relay(state, pool, SCHEMA, publisher),
-    ):
+    async with resources.postgres_with_outbox(state, SCHEMA, shared_migrations("inbox")):
         yield
 
 

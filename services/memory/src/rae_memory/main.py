@@ -10,7 +10,6 @@ from fastapi import FastAPI
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
 from rae_common.db import load_migrations
-from rae_common.outbox import shared_migrations
 from rae_common.settings import ServiceSettings
 from rae_memory.adapters.repository import SCHEMA, MemoryRepository
 from rae_memory.api.routes import router
@@ -22,12 +21,7 @@ class MemorySettings(ServiceSettings):
 
 @contextlib.asynccontextmanager
 async def _setup(state: ServiceState) -> AsyncIterator[None]:
-    migrations = load_migrations("rae_memory") + shared_migrations("outbox")
-    async with (
-        resources.postgres(state, SCHEMA, migrations) as pool,
-        resources.kafka_publisher(state) as publisher,
-        resources.outbox_relay(state, pool, SCHEMA, publisher),
-    ):
+    async with resources.postgres_with_outbox(state, SCHEMA, load_migrations("rae_memory")) as pool:
         state.resources["repository"] = MemoryRepository(pool)
         yield
 
