@@ -16,6 +16,8 @@ __all__ = [
     "EventData",
     "EventRegistry",
     "MemoryCreated",
+    "MemoryDeleted",
+    "MemoryUpdated",
     "UnknownEvent",
     "new_envelope",
     "registry",
@@ -142,3 +144,21 @@ class MemoryCreated(EventData):
     layer: str
     content_hash: str
     tags: list[str] = Field(default_factory=list)
+    subject: str | None = None
+    document_id: uuid.UUID | None = None
+
+
+@registry.register("memory.updated", 1)
+class MemoryUpdated(EventData):
+    memory_id: uuid.UUID
+    layer: str
+    content_hash: str
+    changed: list[str]
+
+
+@registry.register("memory.deleted", 1)
+class MemoryDeleted(EventData):
+    memory_id: uuid.UUID
+    layer: str
+    reason: str = Field(description="deleted | erased | expired")
+    subject: str | None = None

@@ -2,35 +2,105 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from fastapi import FastAPI
+from pydantic import Field
+from qdrant_client import AsyncQdrantClient
 
 from rae_common import resources
-from rae_common.app import ServiceState, create_service_app
+from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.db import load_migrations
 from rae_common.settings import ServiceSettings
-from rae_memory.adapters.repository import SCHEMA, MemoryRepository
+from rae_memory.adapters.embeddings import EmbeddingClient
+from rae_memory.adapters.repository import MemoryRepository
+from rae_memory.adapters.sql import SCHEMA
+from rae_memory.adapters.vectors import PgVectorIndex, QdrantIndex, VectorIndex
 from rae_memory.api.routes import router
+from rae_memory.service import MemoryService
+
+_log = logging.getLogger("rae.memory")
 
 
 class MemorySettings(ServiceSettings):
     service_name: str = "memory"
+    vector_backend: str = Field(default="pgvector", pattern="^(pgvector|qdrant)$")
+    qdrant_collection: str = "rae_memories"
+    embedding_model: str | None = None
+    embedding_dimensions: int = Field(default=384, ge=1)
+    hnsw_ef_search: int = Field(default=64, ge=1, le=1000)
+    recency_half_life_days: float = Field(default=30.0, gt=0)
+    expiry_sweep_interval_s: float = Field(default=60.0, gt=0)
+    max_ingest_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
 
 
 @contextlib.asynccontextmanager
-async def _setup(state: ServiceState) -> AsyncIterator[None]:
-    async with resources.postgres_with_outbox(state, SCHEMA, load_migrations("rae_memory")) as pool:
-        state.resources["repository"] = MemoryRepository(pool)
-        yield
+async def _vector_index(state: ServiceState, settings: MemorySettings) -> AsyncIterator[VectorIndex]:
+    if settings.vector_backend == "pgvector":
+        yield PgVectorIndex(ef_search=settings.hnsw_ef_search)
+        return
+    client = (
+        AsyncQdrantClient(url=settings.qdrant_url)
+        if settings.qdrant_url
+        else AsyncQdrantClient(location=":memory:")
+    )
+    index = QdrantIndex(client, settings.qdrant_collection, settings.embedding_dimensions)
+    try:
+        await index.ensure_collection()
+        state.add_check("qdrant", index.ping)
+        yield index
+    finally:
+        await client.close()
+
+
+async def _sweep_forever(service: MemoryService, interval_s: float) -> None:
+    while True:
+        try:
+            while await service.sweep_expired():
+                pass
+        except Exception:
+            _log.warning("expiry sweep failed; retrying", exc_info=True)
+        await asyncio.sleep(interval_s)
+
+
+def _setup_for(settings: MemorySettings) -> Setup:
+    @contextlib.asynccontextmanager
+    async def setup(state: ServiceState) -> AsyncIterator[None]:
+        async with (
+            resources.postgres_with_outbox(state, SCHEMA, load_migrations("rae_memory")) as pool,
+            _vector_index(state, settings) as vectors,
+        ):
+            assert state.http is not None
+            service = MemoryService(
+                pool,
+                MemoryRepository(),
+                vectors,
+                EmbeddingClient(state.http, settings.ml_url, settings.embedding_model),
+                state.get("relay").wake,
+                recency_half_life=timedelta(days=settings.recency_half_life_days),
+            )
+            state.resources["service"] = service
+            sweeper = asyncio.create_task(_sweep_forever(service, settings.expiry_sweep_interval_s))
+            try:
+                yield
+            finally:
+                sweeper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeper
+
+    return setup
 
 
 def create_app(settings: MemorySettings | None = None) -> FastAPI:
+    settings = settings or MemorySettings()
     return create_service_app(
-        settings or MemorySettings(),
+        settings,
         title="RAE memory",
         description="Memories, documents and hybrid search.",
         routers=[router],
-        setup=_setup,
+        setup=_setup_for(settings),
     )

@@ -1,86 +1,287 @@
-"""Postgres repository of memories; every query is filtered by tenant here, not by callers."""
+"""Postgres repository of memories and documents.
+
+Every statement runs in a `tenant_tx` (row-level security) and also names the tenant in its
+WHERE clause, so isolation never depends on one mechanism alone.
+"""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-from rae_common.events import MemoryCreated, new_envelope
-from rae_common.outbox import add_to_outbox
+from rae_memory.adapters.sql import COLUMNS, LIVE, SCHEMA, Filters, vector_literal
 
-__all__ = ["SCHEMA", "MemoryRepository"]
+__all__ = ["MemoryRepository", "NewDocument", "NewMemory"]
 
-SCHEMA = "memory"
-_COLUMNS = (
-    "id, tenant_id, content, layer, tags, metadata, source, importance, content_hash, created_at, expires_at"
-)
+
+@dataclass(frozen=True, slots=True)
+class NewMemory:
+    content: str
+    layer: str
+    tags: list[str]
+    metadata: dict[str, Any]
+    source: str | None
+    subject: str | None
+    importance: float
+    content_hash: str
+    expires_at: datetime | None
+    document_id: uuid.UUID | None = None
+    chunk_index: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NewDocument:
+    id: uuid.UUID
+    filename: str
+    kind: str
+    content_type: str | None
+    size_bytes: int
+    chunk_count: int
+    subject: str | None
+    metadata: dict[str, Any]
 
 
 class MemoryRepository:
-    def __init__(self, pool: asyncpg.Pool) -> None:
-        self.pool = pool
+    async def existing(
+        self, conn: asyncpg.Connection, tenant_id: str, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Live memories with these (layer, content_hash) pairs."""
+        if not keys:
+            return {}
+        rows = await conn.fetch(
+            f"""SELECT {COLUMNS} FROM {SCHEMA}.memories
+                WHERE tenant_id = $1 AND (layer, content_hash) IN (
+                    SELECT * FROM unnest($2::text[], $3::text[]))""",
+            tenant_id,
+            [k[0] for k in keys],
+            [k[1] for k in keys],
+        )
+        return {(r["layer"], r["content_hash"]): dict(r) for r in rows}
 
-    async def create(
+    async def insert_many(
         self,
+        conn: asyncpg.Connection,
         tenant_id: str,
-        *,
-        content: str,
-        layer: str,
-        tags: list[str],
-        metadata: dict[str, Any],
-        source: str | None,
-        importance: float,
-        content_hash: str,
-    ) -> tuple[dict[str, Any], bool]:
-        """Store a memory and its `memory.created` event in one transaction.
+        items: Sequence[NewMemory],
+        vectors: Sequence[Sequence[float]] | None,
+        model: str | None,
+    ) -> list[dict[str, Any]]:
+        """Insert in one statement; rows that collide with a stored (layer, hash) are skipped."""
+        if not items:
+            return []
+        ids = [uuid.uuid4() for _ in items]
+        rows = await conn.fetch(
+            f"""INSERT INTO {SCHEMA}.memories (id, tenant_id, content, layer, tags, metadata, source,
+                    subject, importance, content_hash, expires_at, document_id, chunk_index,
+                    embedding, embedding_model)
+                SELECT t.id, $1, t.content, t.layer,
+                       ARRAY(SELECT jsonb_array_elements_text(t.tags)), t.metadata, t.source,
+                       t.subject, t.importance, t.content_hash, t.expires_at, t.document_id,
+                       t.chunk_index, t.embedding::vector, $15
+                FROM unnest($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[],
+                            $8::text[], $9::real[], $10::text[], $11::timestamptz[], $12::uuid[],
+                            $13::integer[], $14::text[])
+                     AS t(id, content, layer, tags, metadata, source, subject, importance,
+                          content_hash, expires_at, document_id, chunk_index, embedding)
+                ON CONFLICT (tenant_id, layer, content_hash) DO NOTHING
+                RETURNING {COLUMNS}""",
+            tenant_id,
+            ids,
+            [i.content for i in items],
+            [i.layer for i in items],
+            [i.tags for i in items],
+            [i.metadata for i in items],
+            [i.source for i in items],
+            [i.subject for i in items],
+            [i.importance for i in items],
+            [i.content_hash for i in items],
+            [i.expires_at for i in items],
+            [i.document_id for i in items],
+            [i.chunk_index for i in items],
+            [vector_literal(v) for v in vectors] if vectors is not None else [None] * len(items),
+            model,
+        )
+        order = {memory_id: n for n, memory_id in enumerate(ids)}
+        return sorted((dict(r) for r in rows), key=lambda r: order[r["id"]])
 
-        Returns (row, created); the same content in the same tenant and layer returns the
-        existing row with created=False and publishes nothing.
-        """
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                f"""INSERT INTO {SCHEMA}.memories
-                        (id, tenant_id, content, layer, tags, metadata, source, importance, content_hash)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
-                    ON CONFLICT (tenant_id, layer, content_hash) DO NOTHING
-                    RETURNING {_COLUMNS}""",
-                uuid.uuid4(),
-                tenant_id,
-                content,
-                layer,
-                tags,
-                metadata,
-                source,
-                importance,
-                content_hash,
-            )
-            if row is None:
-                existing = await conn.fetchrow(
-                    f"""SELECT {_COLUMNS} FROM {SCHEMA}.memories
-                        WHERE tenant_id = $1 AND layer = $2 AND content_hash = $3""",
-                    tenant_id,
-                    layer,
-                    content_hash,
-                )
-                assert existing is not None
-                return dict(existing), False
-            event = new_envelope(
-                "memory.created",
-                MemoryCreated(memory_id=row["id"], layer=layer, content_hash=content_hash, tags=tags),
-                tenant_id=tenant_id,
-                producer="memory",
-                idempotency_key=f"memory.created:{row['id']}",
-            )
-            await add_to_outbox(conn, SCHEMA, event)
-            return dict(row), True
-
-    async def get(self, tenant_id: str, memory_id: uuid.UUID) -> dict[str, Any] | None:
-        async with self.pool.acquire() as conn:
-            row = await conn.fetchrow(
-                f"SELECT {_COLUMNS} FROM {SCHEMA}.memories WHERE tenant_id = $1 AND id = $2",
-                tenant_id,
-                memory_id,
-            )
+    async def get(
+        self, conn: asyncpg.Connection, tenant_id: str, memory_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        row = await conn.fetchrow(
+            f"SELECT {COLUMNS} FROM {SCHEMA}.memories WHERE tenant_id = $1 AND id = $2 AND {LIVE}",
+            tenant_id,
+            memory_id,
+        )
         return dict(row) if row is not None else None
+
+    async def fetch_many(
+        self, conn: asyncpg.Connection, tenant_id: str, ids: Sequence[uuid.UUID], filters: Filters
+    ) -> dict[uuid.UUID, dict[str, Any]]:
+        params: list[Any] = [tenant_id, list(ids)]
+        where = filters.sql(params)
+        rows = await conn.fetch(
+            f"""SELECT {COLUMNS} FROM {SCHEMA}.memories
+                WHERE tenant_id = $1 AND id = ANY($2::uuid[]) AND {where}""",
+            *params,
+        )
+        return {r["id"]: dict(r) for r in rows}
+
+    async def page(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        filters: Filters,
+        after: tuple[datetime, uuid.UUID] | None,
+        limit: int,
+    ) -> list[dict[str, Any]]:
+        params: list[Any] = [tenant_id]
+        where = filters.sql(params)
+        if after is not None:
+            params.extend(after)
+            where += f" AND (created_at, id) < (${len(params) - 1}, ${len(params)})"
+        params.append(limit)
+        rows = await conn.fetch(
+            f"""SELECT {COLUMNS} FROM {SCHEMA}.memories WHERE tenant_id = $1 AND {where}
+                ORDER BY created_at DESC, id DESC LIMIT ${len(params)}""",
+            *params,
+        )
+        return [dict(r) for r in rows]
+
+    async def update(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        memory_id: uuid.UUID,
+        changes: dict[str, Any],
+        vector: Sequence[float] | None = None,
+        model: str | None = None,
+    ) -> dict[str, Any] | None:
+        assignments = []
+        params: list[Any] = [tenant_id, memory_id]
+        for column, value in changes.items():
+            params.append(value)
+            assignments.append(f"{column} = ${len(params)}")
+        if vector is not None:
+            params.extend([vector_literal(vector), model])
+            assignments.append(f"embedding = ${len(params) - 1}::vector, embedding_model = ${len(params)}")
+        assignments.append("updated_at = now()")
+        row = await conn.fetchrow(
+            f"""UPDATE {SCHEMA}.memories SET {", ".join(assignments)}
+                WHERE tenant_id = $1 AND id = $2 AND {LIVE} RETURNING {COLUMNS}""",
+            *params,
+        )
+        return dict(row) if row is not None else None
+
+    async def delete(
+        self, conn: asyncpg.Connection, tenant_id: str, memory_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        row = await conn.fetchrow(
+            f"""DELETE FROM {SCHEMA}.memories WHERE tenant_id = $1 AND id = $2 AND {LIVE}
+                RETURNING {COLUMNS}""",
+            tenant_id,
+            memory_id,
+        )
+        return dict(row) if row is not None else None
+
+    async def delete_subject(
+        self, conn: asyncpg.Connection, tenant_id: str, subject: str
+    ) -> list[dict[str, Any]]:
+        rows = await conn.fetch(
+            f"DELETE FROM {SCHEMA}.memories WHERE tenant_id = $1 AND subject = $2 RETURNING {COLUMNS}",
+            tenant_id,
+            subject,
+        )
+        await conn.execute(
+            f"DELETE FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2", tenant_id, subject
+        )
+        return [dict(r) for r in rows]
+
+    async def lexical(
+        self, conn: asyncpg.Connection, tenant_id: str, query: str, limit: int, filters: Filters
+    ) -> list[uuid.UUID]:
+        """Full-text candidates, best first. Any query word may match (OR), ranked by cover density."""
+        params: list[Any] = [tenant_id, query]
+        where = filters.sql(params, alias="m")
+        params.append(limit)
+        rows = await conn.fetch(
+            f"""WITH q AS (
+                    SELECT to_tsquery('simple', array_to_string(ARRAY(
+                        SELECT quote_literal(lexeme)
+                        FROM unnest(tsvector_to_array(to_tsvector('english', $2))) AS lexeme), ' | ')) AS q)
+                SELECT m.id FROM {SCHEMA}.memories m, q
+                WHERE m.tenant_id = $1 AND q.q <> ''::tsquery AND m.tsv @@ q.q AND {where}
+                ORDER BY ts_rank_cd(m.tsv, q.q) DESC, m.id LIMIT ${len(params)}""",
+            *params,
+        )
+        return [r["id"] for r in rows]
+
+    async def insert_document(self, conn: asyncpg.Connection, tenant_id: str, doc: NewDocument) -> None:
+        await conn.execute(
+            f"""INSERT INTO {SCHEMA}.documents (id, tenant_id, filename, kind, content_type, size_bytes,
+                    chunk_count, subject, metadata) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+            doc.id,
+            tenant_id,
+            doc.filename,
+            doc.kind,
+            doc.content_type,
+            doc.size_bytes,
+            doc.chunk_count,
+            doc.subject,
+            doc.metadata,
+        )
+
+    async def claim_idempotency_key(
+        self, conn: asyncpg.Connection, tenant_id: str, key: str, request_hash: str
+    ) -> dict[str, Any] | None:
+        """Claim `key` in this transaction; returns the earlier record when it exists.
+
+        A concurrent request with the same key waits on the primary key until this
+        transaction ends, then sees the stored answer.
+        """
+        inserted = await conn.fetchval(
+            f"""INSERT INTO {SCHEMA}.idempotency_keys (tenant_id, key, request_hash) VALUES ($1, $2, $3)
+                ON CONFLICT DO NOTHING RETURNING true""",
+            tenant_id,
+            key,
+            request_hash,
+        )
+        if inserted:
+            return None
+        row = await conn.fetchrow(
+            f"""SELECT request_hash, status_code, response FROM {SCHEMA}.idempotency_keys
+                WHERE tenant_id = $1 AND key = $2""",
+            tenant_id,
+            key,
+        )
+        assert row is not None
+        return dict(row)
+
+    async def store_idempotent_response(
+        self, conn: asyncpg.Connection, tenant_id: str, key: str, status_code: int, response: Any
+    ) -> None:
+        await conn.execute(
+            f"""UPDATE {SCHEMA}.idempotency_keys SET status_code = $3, response = $4
+                WHERE tenant_id = $1 AND key = $2""",
+            tenant_id,
+            key,
+            status_code,
+            response,
+        )
+
+    async def sweep_expired(self, conn: asyncpg.Connection, limit: int = 1000) -> list[dict[str, Any]]:
+        """Delete expired memories of every tenant, in the caller's transaction (the sweep
+        policy lets a transaction that declares `rae.sweep` see expired rows, and only them)."""
+        await conn.execute("SELECT set_config('rae.sweep', 'expired', true)")
+        rows = await conn.fetch(
+            f"""DELETE FROM {SCHEMA}.memories WHERE id IN (
+                    SELECT id FROM {SCHEMA}.memories WHERE expires_at <= now() LIMIT $1
+                    FOR UPDATE SKIP LOCKED)
+                RETURNING {COLUMNS}""",
+            limit,
+        )
+        return [dict(r) for r in rows]

@@ -1,84 +1,149 @@
-"""Memory routes (thin: validate, call the repository, map to responses)."""
+"""Memory routes (thin: validate, call the service, map to responses)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Response
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi.responses import JSONResponse
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
+from rae_common.contracts.memory import (
+    BatchCreate,
+    BatchResult,
+    EraseResult,
+    HybridSearchRequest,
+    Layer,
+    MemoryCreate,
+    MemoryOut,
+    MemoryPage,
+    MemoryPatch,
+    SearchResponse,
+)
 from rae_common.errors import ProblemError
-from rae_memory.adapters.repository import MemoryRepository
-from rae_memory.domain.model import Layer, content_hash
+from rae_memory.adapters.sql import Filters
+from rae_memory.service import MemoryService
 
-router = APIRouter(prefix="/v1/memories", tags=["memories"])
-
-
-def get_repository(state: StateDep) -> MemoryRepository:
-    repo: MemoryRepository = state.get("repository")
-    return repo
+router = APIRouter(tags=["memories"])
 
 
-RepositoryDep = Annotated[MemoryRepository, Depends(get_repository)]
+def get_service(state: StateDep) -> MemoryService:
+    service: MemoryService = state.get("service")
+    return service
 
 
-class MemoryIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    content: str = Field(min_length=1, max_length=100_000)
-    layer: Layer = Layer.EPISODIC
-    tags: list[Annotated[str, Field(min_length=1, max_length=100)]] = Field(
-        default_factory=list, max_length=50
-    )
-    metadata: dict[str, Any] = Field(default_factory=dict)
-    source: str | None = Field(default=None, max_length=500)
-    importance: float = Field(default=0.5, ge=0, le=1)
-
-
-class MemoryOut(BaseModel):
-    id: uuid.UUID
-    tenant_id: str
-    content: str
-    layer: Layer
-    tags: list[str]
-    metadata: dict[str, Any]
-    source: str | None
-    importance: float
-    content_hash: str
-    created_at: datetime
-    expires_at: datetime | None
+ServiceDep = Annotated[MemoryService, Depends(get_service)]
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=200,
+        description="Retries with this key replay the first answer.",
+    ),
+]
 
 
-@router.post("", status_code=201, response_model=MemoryOut, summary="Store a memory.")
+def parse_metadata_filters(pairs: list[str]) -> dict[str, Any] | None:
+    """`key=value` pairs; a value that parses as JSON (number, true, null) matches as that."""
+    if not pairs:
+        return None
+    parsed: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise ProblemError(
+                422, f"metadata filter {pair!r} must look like key=value", slug="invalid-filter"
+            )
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            value = raw
+        parsed[key] = value if isinstance(value, str | int | float | bool) or value is None else raw
+    return parsed
+
+
+@router.post("/v1/memories", status_code=201, response_model=MemoryOut, summary="Store a memory.")
 async def create_memory(
-    body: MemoryIn, tenant_id: TenantDep, repo: RepositoryDep, state: StateDep, response: Response
+    body: MemoryCreate, tenant_id: TenantDep, service: ServiceDep, idempotency_key: IdempotencyKey = None
+) -> JSONResponse:
+    status, payload = await service.create(tenant_id, body, idempotency_key)
+    return JSONResponse(payload, status_code=status)
+
+
+@router.post(
+    "/v1/memories/batch",
+    status_code=201,
+    response_model=BatchResult,
+    summary="Store up to 1,000 memories in one transaction.",
+)
+async def create_batch(body: BatchCreate, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
+    return await service.create_batch(tenant_id, body.items)
+
+
+@router.get("/v1/memories", response_model=MemoryPage, summary="List memories, newest first.")
+async def list_memories(
+    tenant_id: TenantDep,
+    service: ServiceDep,
+    layer: Annotated[list[Layer] | None, Query()] = None,
+    tags: Annotated[list[str] | None, Query(alias="tags", max_length=20)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    metadata: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
+    subject: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> dict[str, Any]:
-    if not body.content.strip():
-        raise ProblemError(422, "content must not be blank", slug="validation-error")
-    row, created = await repo.create(
-        tenant_id,
-        content=body.content,
-        layer=body.layer.value,
-        tags=sorted(set(body.tags)),
-        metadata=body.metadata,
-        source=body.source,
-        importance=body.importance,
-        content_hash=content_hash(body.content),
+    filters = Filters(
+        layers=[item.value for item in layer] if layer else None,
+        tags=tags,
+        metadata=parse_metadata_filters(metadata or []),
+        since=since,
+        until=until,
+        subject=subject,
     )
-    if created:
-        state.get("relay").wake()
-    else:
-        response.status_code = 200
-    return row
+    items, next_cursor = await service.page(tenant_id, filters, cursor, limit)
+    return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/{memory_id}", response_model=MemoryOut, summary="Read one memory.")
-async def get_memory(memory_id: uuid.UUID, tenant_id: TenantDep, repo: RepositoryDep) -> dict[str, Any]:
-    row = await repo.get(tenant_id, memory_id)
-    if row is None:
-        raise ProblemError(404, f"memory {memory_id} not found", slug="memory-not-found")
-    return row
+@router.delete("/v1/memories", response_model=EraseResult, summary="Erase everything about a subject.")
+async def erase_subject(
+    tenant_id: TenantDep,
+    service: ServiceDep,
+    subject: Annotated[str, Query(min_length=1, max_length=200)],
+) -> dict[str, Any]:
+    return {"subject": subject, "deleted": await service.erase_subject(tenant_id, subject)}
+
+
+@router.get("/v1/memories/{memory_id}", response_model=MemoryOut, summary="Read one memory.")
+async def get_memory(memory_id: uuid.UUID, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
+    return await service.get(tenant_id, memory_id)
+
+
+@router.patch("/v1/memories/{memory_id}", response_model=MemoryOut, summary="Change a memory.")
+async def patch_memory(
+    memory_id: uuid.UUID, body: MemoryPatch, tenant_id: TenantDep, service: ServiceDep
+) -> dict[str, Any]:
+    return await service.patch(tenant_id, memory_id, body)
+
+
+@router.delete("/v1/memories/{memory_id}", status_code=204, summary="Delete a memory.")
+async def delete_memory(memory_id: uuid.UUID, tenant_id: TenantDep, service: ServiceDep) -> Response:
+    await service.delete(tenant_id, memory_id)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/v1/search/hybrid",
+    response_model=SearchResponse,
+    tags=["search"],
+    summary="Hybrid search: vector + full text, fused with recency and importance.",
+)
+async def hybrid_search(
+    body: HybridSearchRequest, tenant_id: TenantDep, service: ServiceDep
+) -> dict[str, Any]:
+    return {"results": await service.search(tenant_id, body)}

@@ -1,0 +1,183 @@
+"""The memory API contract (memory service routes, exposed as-is by the gateway)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = [
+    "BatchCreate",
+    "BatchResult",
+    "EraseResult",
+    "HybridSearchRequest",
+    "IngestResult",
+    "IngestText",
+    "Layer",
+    "MemoryCreate",
+    "MemoryOut",
+    "MemoryPage",
+    "MemoryPatch",
+    "ScoreParts",
+    "SearchResponse",
+    "SearchResult",
+    "SearchWeights",
+]
+
+MAX_CONTENT_CHARS = 100_000
+MAX_BATCH = 1000
+
+Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s,][^,]*$")]
+
+
+class Layer(StrEnum):
+    WORKING = "working"
+    EPISODIC = "episodic"
+    SEMANTIC = "semantic"
+    REFLECTIVE = "reflective"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
+
+
+class MemoryCreate(_Strict):
+    content: str = Field(min_length=1, max_length=MAX_CONTENT_CHARS)
+    layer: Layer = Layer.EPISODIC
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    source: str | None = Field(default=None, max_length=500)
+    subject: str | None = Field(
+        default=None,
+        max_length=200,
+        description="Who or what the memory is about; `DELETE /v1/memories?subject=` erases all of it.",
+    )
+    importance: float = Field(default=0.5, ge=0, le=1)
+    ttl_seconds: int | None = Field(
+        default=None, ge=1, le=365 * 86400, description="Lifetime; `working` memories default to 1 day."
+    )
+
+    _content = field_validator("content")(_not_blank)
+
+
+class MemoryPatch(_Strict):
+    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    layer: Layer | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=50)
+    metadata: dict[str, Any] | None = None
+    source: str | None = Field(default=None, max_length=500)
+    subject: str | None = Field(default=None, max_length=200)
+    importance: float | None = Field(default=None, ge=0, le=1)
+    expires_at: datetime | None = None
+
+    @field_validator("content")
+    @classmethod
+    def _content_not_blank(cls, value: str | None) -> str | None:
+        return None if value is None else _not_blank(value)
+
+
+class MemoryOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: str
+    content: str
+    layer: Layer
+    tags: list[str]
+    metadata: dict[str, Any]
+    source: str | None
+    subject: str | None
+    importance: float
+    content_hash: str
+    embedding_model: str | None
+    document_id: uuid.UUID | None
+    chunk_index: int | None
+    created_at: datetime
+    updated_at: datetime
+    expires_at: datetime | None
+
+
+class MemoryPage(BaseModel):
+    items: list[MemoryOut]
+    next_cursor: str | None
+
+
+class BatchCreate(_Strict):
+    items: list[MemoryCreate] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class BatchResult(BaseModel):
+    items: list[MemoryOut]
+    created: int
+    duplicates: int
+
+
+class SearchWeights(_Strict):
+    vector: float = Field(default=1.0, ge=0, le=10)
+    lexical: float = Field(default=1.0, ge=0, le=10)
+    recency: float = Field(default=0.2, ge=0, le=10)
+    importance: float = Field(default=0.2, ge=0, le=10)
+
+
+class HybridSearchRequest(_Strict):
+    query: str = Field(min_length=1, max_length=2000)
+    k: int = Field(default=10, ge=1, le=100)
+    layers: list[Layer] | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+    metadata: dict[str, str | int | float | bool] | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    weights: SearchWeights | None = None
+
+    _query = field_validator("query")(_not_blank)
+
+
+class ScoreParts(BaseModel):
+    vector: float
+    lexical: float
+    recency: float
+    importance: float
+
+
+class SearchResult(BaseModel):
+    id: uuid.UUID
+    content: str
+    layer: Layer
+    tags: list[str]
+    metadata: dict[str, Any]
+    created_at: datetime
+    score: float
+    scores: ScoreParts
+
+
+class SearchResponse(BaseModel):
+    results: list[SearchResult]
+
+
+class IngestText(_Strict):
+    text: str = Field(min_length=1)
+    filename: str = Field(min_length=1, max_length=300)
+    layer: Layer = Layer.SEMANTIC
+    tags: list[Tag] = Field(default_factory=list, max_length=50)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    subject: str | None = Field(default=None, max_length=200)
+
+
+class IngestResult(BaseModel):
+    document_id: uuid.UUID
+    filename: str
+    kind: str
+    chunk_count: int
+    memory_ids: list[uuid.UUID]
+
+
+class EraseResult(BaseModel):
+    subject: str
+    deleted: int

@@ -1,0 +1,190 @@
+"""The vector port and its adapters: pgvector (in the memories row) and Qdrant.
+
+Every search is filtered by tenant here, not by callers.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import asyncpg
+from qdrant_client import AsyncQdrantClient, models
+
+from rae_memory.adapters.sql import SCHEMA, Filters, vector_literal
+
+__all__ = ["PgVectorIndex", "QdrantIndex", "VectorIndex", "VectorItem"]
+
+
+@dataclass(frozen=True, slots=True)
+class VectorItem:
+    id: uuid.UUID
+    vector: Sequence[float]
+    layer: str
+    tags: Sequence[str]
+    created_at_ts: float
+    metadata: dict[str, Any]
+
+
+class VectorIndex(Protocol):
+    name: str
+    # True: vectors live in the memories row, written in the same transaction as the row.
+    in_row: bool
+
+    async def upsert(self, tenant_id: str, items: Sequence[VectorItem]) -> None: ...
+
+    async def delete(self, tenant_id: str, ids: Sequence[uuid.UUID]) -> None: ...
+
+    async def search(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        vector: Sequence[float],
+        limit: int,
+        filters: Filters,
+    ) -> list[uuid.UUID]: ...
+
+    async def ping(self) -> None: ...
+
+
+class PgVectorIndex:
+    """HNSW (cosine) on `memory.memories.embedding`; iterative scans keep filtered queries full."""
+
+    name = "pgvector"
+    in_row = True
+
+    def __init__(self, ef_search: int = 64) -> None:
+        self.ef_search = ef_search
+
+    # The vector is written with its row, in the row's transaction: nothing to do here.
+    async def upsert(self, tenant_id: str, items: Sequence[VectorItem]) -> None:  # noqa: ARG002
+        return None
+
+    async def delete(self, tenant_id: str, ids: Sequence[uuid.UUID]) -> None:  # noqa: ARG002
+        return None
+
+    async def search(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        vector: Sequence[float],
+        limit: int,
+        filters: Filters,
+    ) -> list[uuid.UUID]:
+        await conn.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
+        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, limit)}")
+        params: list[Any] = [tenant_id, vector_literal(vector)]
+        where = filters.sql(params)
+        params.append(limit)
+        rows = await conn.fetch(
+            f"""SELECT id FROM {SCHEMA}.memories
+                WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
+                ORDER BY embedding <=> $2::vector LIMIT ${len(params)}""",
+            *params,
+        )
+        return [row["id"] for row in rows]
+
+    async def ping(self) -> None:
+        return None
+
+
+class QdrantIndex:
+    """One collection; tenant id is an indexed payload field every query must match."""
+
+    name = "qdrant"
+    in_row = False
+
+    def __init__(self, client: AsyncQdrantClient, collection: str, dimensions: int) -> None:
+        self.client = client
+        self.collection = collection
+        self.dimensions = dimensions
+
+    async def ensure_collection(self) -> None:
+        if await self.client.collection_exists(self.collection):
+            return
+        await self.client.create_collection(
+            self.collection,
+            vectors_config=models.VectorParams(size=self.dimensions, distance=models.Distance.COSINE),
+        )
+        for name, schema in (
+            ("tenant_id", models.PayloadSchemaType.KEYWORD),
+            ("layer", models.PayloadSchemaType.KEYWORD),
+            ("tags", models.PayloadSchemaType.KEYWORD),
+            ("created_at", models.PayloadSchemaType.FLOAT),
+        ):
+            await self.client.create_payload_index(self.collection, name, field_schema=schema)
+
+    async def upsert(self, tenant_id: str, items: Sequence[VectorItem]) -> None:
+        if not items:
+            return
+        await self.client.upsert(
+            self.collection,
+            points=[
+                models.PointStruct(
+                    id=str(item.id),
+                    vector=list(item.vector),
+                    payload={
+                        "tenant_id": tenant_id,
+                        "layer": item.layer,
+                        "tags": list(item.tags),
+                        "created_at": item.created_at_ts,
+                        "metadata": item.metadata,
+                    },
+                )
+                for item in items
+            ],
+        )
+
+    async def delete(self, tenant_id: str, ids: Sequence[uuid.UUID]) -> None:
+        if not ids:
+            return
+        await self.client.delete(
+            self.collection,
+            points_selector=models.FilterSelector(
+                filter=models.Filter(
+                    must=[
+                        _match("tenant_id", tenant_id),
+                        models.HasIdCondition(has_id=[str(i) for i in ids]),
+                    ]
+                )
+            ),
+        )
+
+    async def search(
+        self,
+        conn: asyncpg.Connection,  # noqa: ARG002 (the port passes the tenant transaction; unused here)
+        tenant_id: str,
+        vector: Sequence[float],
+        limit: int,
+        filters: Filters,
+    ) -> list[uuid.UUID]:
+        must: list[models.Condition] = [_match("tenant_id", tenant_id)]
+        if filters.layers:
+            must.append(models.FieldCondition(key="layer", match=models.MatchAny(any=list(filters.layers))))
+        for tag in filters.tags or ():
+            must.append(_match("tags", tag))
+        for key, value in (filters.metadata or {}).items():
+            must.append(_match(f"metadata.{key}", value))
+        if filters.since is not None or filters.until is not None:
+            must.append(
+                models.FieldCondition(
+                    key="created_at",
+                    range=models.Range(
+                        gte=filters.since.timestamp() if filters.since else None,
+                        lt=filters.until.timestamp() if filters.until else None,
+                    ),
+                )
+            )
+        response = await self.client.query_points(
+            self.collection, query=list(vector), query_filter=models.Filter(must=must), limit=limit
+        )
+        return [uuid.UUID(str(point.id)) for point in response.points]
+
+    async def ping(self) -> None:
+        await self.client.collection_exists(self.collection)
+
+
+def _match(key: str, value: Any) -> models.FieldCondition:
+    return models.FieldCondition(key=key, match=models.MatchValue(value=value))

@@ -1,0 +1,438 @@
+"""Use cases of the memory service: plain async methods over the ports they need."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from rae_common.contracts.memory import (
+    BatchResult,
+    HybridSearchRequest,
+    MemoryCreate,
+    MemoryOut,
+    MemoryPatch,
+    SearchResult,
+)
+from rae_common.errors import ProblemError
+from rae_common.events import EventData, MemoryCreated, MemoryDeleted, MemoryUpdated, new_envelope
+from rae_common.outbox import add_to_outbox
+from rae_memory.adapters.embeddings import EmbeddingClient
+from rae_memory.adapters.repository import MemoryRepository, NewDocument, NewMemory
+from rae_memory.adapters.sql import SCHEMA, Filters, tenant_tx
+from rae_memory.adapters.vectors import VectorIndex, VectorItem
+from rae_memory.domain.model import Layer, content_hash, expiry_for
+from rae_memory.domain.ranking import Candidate, Weights, fuse
+
+__all__ = ["MemoryService", "Stored"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    row: dict[str, Any]
+    created: bool
+
+
+def to_out(row: dict[str, Any]) -> dict[str, Any]:
+    return MemoryOut.model_validate(row).model_dump(mode="json")
+
+
+class MemoryService:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        repo: MemoryRepository,
+        vectors: VectorIndex,
+        embedder: EmbeddingClient,
+        wake_relay: Callable[[], None],
+        *,
+        recency_half_life: timedelta = timedelta(days=30),
+        candidates_per_k: int = 4,
+        min_candidates: int = 50,
+    ) -> None:
+        self.pool = pool
+        self.repo = repo
+        self.vectors = vectors
+        self.embedder = embedder
+        self.wake_relay = wake_relay
+        self.recency_half_life = recency_half_life
+        self.candidates_per_k = candidates_per_k
+        self.min_candidates = min_candidates
+
+    # --- writing -------------------------------------------------------------------------
+
+    def new_memory(self, body: MemoryCreate, now: datetime, **extra: Any) -> NewMemory:
+        return NewMemory(
+            content=body.content,
+            layer=body.layer.value,
+            tags=sorted(set(body.tags)),
+            metadata=body.metadata,
+            source=body.source,
+            subject=body.subject,
+            importance=body.importance,
+            content_hash=content_hash(body.content),
+            expires_at=expiry_for(body.layer, body.ttl_seconds, now),
+            **extra,
+        )
+
+    async def store(
+        self,
+        tenant_id: str,
+        items: Sequence[NewMemory],
+        *,
+        document: NewDocument | None = None,
+        idempotency: tuple[str, str] | None = None,
+        response: Callable[[list[Stored]], tuple[int, Any]] | None = None,
+    ) -> tuple[list[Stored], tuple[int, Any] | None]:
+        """Store memories (embedding the new ones) and their events in one transaction.
+
+        Content already stored in the same tenant and layer is returned, not stored again.
+        With `idempotency` = (key, request hash), the first answer for the key is replayed.
+        """
+        keys = [(i.layer, i.content_hash) for i in items]
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            if idempotency is not None:
+                replay = await self._replay(conn, tenant_id, idempotency)
+                if replay is not None:
+                    return [], replay
+            known = await self.repo.existing(conn, tenant_id, keys)
+        new_items = _unique([i for i in items if (i.layer, i.content_hash) not in known])
+        embedded = await self.embedder.embed(tenant_id, [i.content for i in new_items])
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            if idempotency is not None:
+                claimed = await self.repo.claim_idempotency_key(conn, tenant_id, *idempotency)
+                if claimed is not None:
+                    return [], _check_replay(claimed, idempotency[1])
+            if document is not None:
+                await self.repo.insert_document(conn, tenant_id, document)
+            vectors = embedded.vectors if self.vectors.in_row else None
+            inserted = await self.repo.insert_many(
+                conn, tenant_id, new_items, vectors, embedded.model or None
+            )
+            created_ids = {r["id"] for r in inserted}
+            by_key = {**known, **{(r["layer"], r["content_hash"]): r for r in inserted}}
+            missing = [k for k in keys if k not in by_key]
+            if missing:  # stored concurrently by another request since we looked
+                by_key.update(await self.repo.existing(conn, tenant_id, missing))
+            for row in inserted:
+                await self._announce(
+                    conn,
+                    tenant_id,
+                    "memory.created",
+                    MemoryCreated(
+                        memory_id=row["id"],
+                        layer=row["layer"],
+                        content_hash=row["content_hash"],
+                        tags=row["tags"],
+                        subject=row["subject"],
+                        document_id=row["document_id"],
+                    ),
+                )
+            stored = [Stored(by_key[k], by_key[k]["id"] in created_ids) for k in keys]
+            answer = response(stored) if response is not None else None
+            if idempotency is not None and answer is not None:
+                await self.repo.store_idempotent_response(conn, tenant_id, idempotency[0], *answer)
+        if not self.vectors.in_row and inserted:
+            vector_of = {
+                i.content_hash + i.layer: v for i, v in zip(new_items, embedded.vectors, strict=True)
+            }
+            await self.vectors.upsert(
+                tenant_id,
+                [
+                    VectorItem(
+                        r["id"],
+                        vector_of[r["content_hash"] + r["layer"]],
+                        r["layer"],
+                        r["tags"],
+                        r["created_at"].timestamp(),
+                        r["metadata"],
+                    )
+                    for r in inserted
+                ],
+            )
+        if inserted:
+            self.wake_relay()
+        return stored, answer
+
+    async def create(
+        self, tenant_id: str, body: MemoryCreate, idempotency_key: str | None = None
+    ) -> tuple[int, dict[str, Any]]:
+        idempotency = None
+        if idempotency_key is not None:
+            request_hash = hashlib.sha256(body.model_dump_json().encode()).hexdigest()
+            idempotency = (idempotency_key, request_hash)
+
+        def respond(stored: list[Stored]) -> tuple[int, Any]:
+            return (201 if stored[0].created else 200), to_out(stored[0].row)
+
+        stored, answer = await self.store(
+            tenant_id,
+            [self.new_memory(body, datetime.now(UTC))],
+            idempotency=idempotency,
+            response=respond,
+        )
+        assert answer is not None
+        status, payload = answer
+        return status, payload
+
+    async def create_batch(self, tenant_id: str, bodies: Sequence[MemoryCreate]) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        stored, _ = await self.store(tenant_id, [self.new_memory(b, now) for b in bodies])
+        created = sum(1 for s in stored if s.created)
+        return BatchResult(
+            items=[MemoryOut.model_validate(s.row) for s in stored],
+            created=created,
+            duplicates=len(stored) - created,
+        ).model_dump(mode="json")
+
+    async def patch(self, tenant_id: str, memory_id: uuid.UUID, patch: MemoryPatch) -> dict[str, Any]:
+        changes = patch.model_dump(exclude_unset=True)
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            current = await self.repo.get(conn, tenant_id, memory_id)
+        if current is None:
+            raise _not_found(memory_id)
+        columns: dict[str, Any] = {}
+        for name in ("tags", "metadata", "source", "subject", "importance", "expires_at"):
+            if name in changes:
+                columns[name] = (
+                    sorted(set(changes[name])) if name == "tags" and changes[name] else changes[name]
+                )
+        if changes.get("layer") is not None:
+            columns["layer"] = Layer(changes["layer"]).value
+        vector: list[float] | None = None
+        model: str | None = None
+        if changes.get("content") is not None and content_hash(changes["content"]) != current["content_hash"]:
+            columns["content"] = changes["content"]
+            columns["content_hash"] = content_hash(changes["content"])
+            embedded = await self.embedder.embed(tenant_id, [changes["content"]])
+            vector, model = embedded.vectors[0], embedded.model
+        if {"content", "layer"} & set(columns):
+            columns.setdefault("layer", current["layer"])
+            columns.setdefault("content_hash", current["content_hash"])
+        if not columns:
+            return to_out(current)
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            try:
+                row = await self.repo.update(
+                    conn, tenant_id, memory_id, columns, vector if self.vectors.in_row else None, model
+                )
+            except asyncpg.UniqueViolationError as exc:
+                raise ProblemError(
+                    409,
+                    "Another memory of this tenant already has this content in this layer.",
+                    slug="duplicate-memory",
+                ) from exc
+            if row is None:
+                raise _not_found(memory_id)
+            await self._announce(
+                conn,
+                tenant_id,
+                "memory.updated",
+                MemoryUpdated(
+                    memory_id=memory_id,
+                    layer=row["layer"],
+                    content_hash=row["content_hash"],
+                    changed=sorted(columns),
+                ),
+            )
+        if not self.vectors.in_row and (vector is not None or columns.keys() & {"layer", "tags", "metadata"}):
+            if vector is None:
+                vector = (await self.embedder.embed(tenant_id, [row["content"]])).vectors[0]
+            await self.vectors.upsert(
+                tenant_id,
+                [
+                    VectorItem(
+                        memory_id,
+                        vector,
+                        row["layer"],
+                        row["tags"],
+                        row["created_at"].timestamp(),
+                        row["metadata"],
+                    )
+                ],
+            )
+        self.wake_relay()
+        return to_out(row)
+
+    async def delete(self, tenant_id: str, memory_id: uuid.UUID) -> None:
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            row = await self.repo.delete(conn, tenant_id, memory_id)
+            if row is None:
+                raise _not_found(memory_id)
+            await self._announce_deleted(conn, tenant_id, [row], "deleted")
+        await self.vectors.delete(tenant_id, [memory_id])
+        self.wake_relay()
+
+    async def erase_subject(self, tenant_id: str, subject: str) -> int:
+        """Delete every memory and document about `subject`: rows, vectors, and events saying so."""
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            rows = await self.repo.delete_subject(conn, tenant_id, subject)
+            await self._announce_deleted(conn, tenant_id, rows, "erased")
+        await self.vectors.delete(tenant_id, [r["id"] for r in rows])
+        if rows:
+            self.wake_relay()
+        return len(rows)
+
+    async def sweep_expired(self) -> int:
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await self.repo.sweep_expired(conn)
+            for row in rows:
+                await self._announce_deleted(conn, row["tenant_id"], [row], "expired")
+        by_tenant: dict[str, list[uuid.UUID]] = {}
+        for row in rows:
+            by_tenant.setdefault(row["tenant_id"], []).append(row["id"])
+        for tenant_id, ids in by_tenant.items():
+            await self.vectors.delete(tenant_id, ids)
+        if rows:
+            self.wake_relay()
+        return len(rows)
+
+    # --- reading -------------------------------------------------------------------------
+
+    async def get(self, tenant_id: str, memory_id: uuid.UUID) -> dict[str, Any]:
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            row = await self.repo.get(conn, tenant_id, memory_id)
+        if row is None:
+            raise _not_found(memory_id)
+        return to_out(row)
+
+    async def page(
+        self, tenant_id: str, filters: Filters, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        after = decode_cursor(cursor) if cursor else None
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            rows = await self.repo.page(conn, tenant_id, filters, after, limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        return [to_out(r) for r in rows], next_cursor
+
+    async def search(self, tenant_id: str, request: HybridSearchRequest) -> list[dict[str, Any]]:
+        filters = Filters(
+            layers=[layer.value for layer in request.layers] if request.layers else None,
+            tags=request.tags,
+            metadata=request.metadata,
+            since=request.since,
+            until=request.until,
+        )
+        limit = max(self.min_candidates, self.candidates_per_k * request.k)
+        query_vector = (await self.embedder.embed(tenant_id, [request.query])).vectors[0]
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            vector_ids = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
+            lexical_ids = await self.repo.lexical(conn, tenant_id, request.query, limit, filters)
+            rows = await self.repo.fetch_many(conn, tenant_id, list({*vector_ids, *lexical_ids}), filters)
+        weights = Weights(**request.weights.model_dump()) if request.weights else Weights()
+        ranked = fuse(
+            {i: Candidate(i, r["created_at"], r["importance"]) for i, r in rows.items()},
+            {i: n for n, i in enumerate(vector_ids, start=1)},
+            {i: n for n, i in enumerate(lexical_ids, start=1)},
+            weights=weights,
+            now=datetime.now(UTC),
+            half_life=self.recency_half_life,
+            k=request.k,
+        )
+        return [
+            SearchResult.model_validate(
+                {
+                    **rows[r.id],
+                    "score": r.score,
+                    "scores": {
+                        "vector": r.vector,
+                        "lexical": r.lexical,
+                        "recency": r.recency,
+                        "importance": r.importance,
+                    },
+                }
+            ).model_dump(mode="json")
+            for r in ranked
+        ]
+
+    # --- helpers -------------------------------------------------------------------------
+
+    async def _replay(
+        self, conn: asyncpg.Connection, tenant_id: str, idempotency: tuple[str, str]
+    ) -> tuple[int, Any] | None:
+        row = await conn.fetchrow(
+            f"""SELECT request_hash, status_code, response FROM {SCHEMA}.idempotency_keys
+                WHERE tenant_id = $1 AND key = $2""",
+            tenant_id,
+            idempotency[0],
+        )
+        return _check_replay(dict(row), idempotency[1]) if row is not None else None
+
+    async def _announce(
+        self, conn: asyncpg.Connection, tenant_id: str, event_type: str, data: EventData
+    ) -> None:
+        memory_id = getattr(data, "memory_id", "")
+        envelope = new_envelope(
+            event_type,
+            data,
+            tenant_id=tenant_id,
+            producer="memory",
+            idempotency_key=f"{event_type}:{memory_id}:{uuid.uuid4().hex}"
+            if event_type == "memory.updated"
+            else f"{event_type}:{memory_id}",
+        )
+        await add_to_outbox(conn, SCHEMA, envelope)
+
+    async def _announce_deleted(
+        self, conn: asyncpg.Connection, tenant_id: str, rows: Sequence[dict[str, Any]], reason: str
+    ) -> None:
+        for row in rows:
+            await self._announce(
+                conn,
+                tenant_id,
+                "memory.deleted",
+                MemoryDeleted(memory_id=row["id"], layer=row["layer"], reason=reason, subject=row["subject"]),
+            )
+
+
+def _unique(items: Sequence[NewMemory]) -> list[NewMemory]:
+    seen: set[tuple[str, str]] = set()
+    unique = []
+    for item in items:
+        key = (item.layer, item.content_hash)
+        if key not in seen:
+            seen.add(key)
+            unique.append(item)
+    return unique
+
+
+def _check_replay(record: dict[str, Any], request_hash: str) -> tuple[int, Any]:
+    if record["request_hash"] != request_hash:
+        raise ProblemError(
+            422,
+            "This Idempotency-Key was already used with a different request body.",
+            slug="idempotency-key-reused",
+        )
+    if record["status_code"] is None:
+        raise ProblemError(
+            409, "A request with this Idempotency-Key is in progress.", slug="idempotency-in-progress"
+        )
+    return int(record["status_code"]), record["response"]
+
+
+def _not_found(memory_id: uuid.UUID) -> ProblemError:
+    return ProblemError(404, f"Memory {memory_id} was not found.", slug="memory-not-found")
+
+
+def encode_cursor(created_at: datetime, memory_id: uuid.UUID) -> str:
+    raw = json.dumps([created_at.isoformat(), str(memory_id)]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        created_at, memory_id = json.loads(raw)
+        return datetime.fromisoformat(created_at), uuid.UUID(memory_id)
+    except (binascii.Error, ValueError, TypeError) as exc:
+        raise ProblemError(422, "The cursor is not valid.", slug="invalid-cursor") from exc
