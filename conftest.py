@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from rae_common.settings import ServiceSettings
-from rae_common.testing import settings_from_env
+from rae_common.testing import serve_in_thread, settings_from_env
 from rae_localstack import Stack
 
 ROOT = Path(__file__).resolve().parent
@@ -41,3 +41,12 @@ def infra_env(stack: Stack) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def settings(infra_env: dict[str, str]) -> ServiceSettings:
     return settings_from_env(infra_env, ServiceSettings)
+
+
+@pytest.fixture(scope="session")
+def ml_url(infra_env: dict[str, str]) -> Iterator[str]:
+    """The real ml service (local embedding model) over HTTP, for services that call it."""
+    from rae_ml.main import MLSettings, create_app
+
+    with serve_in_thread(create_app(settings_from_env(infra_env, MLSettings))) as url:
+        yield url

@@ -8,12 +8,13 @@ import gzip
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
 import httpx
+import uvicorn
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 from fastapi import FastAPI
@@ -25,7 +26,15 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 from rae_common.messaging import create_topics
 from rae_common.settings import ServiceSettings
 
-__all__ = ["OTLPReceiver", "ReceivedSpan", "new_topic", "read_topic", "serve_app", "settings_from_env"]
+__all__ = [
+    "OTLPReceiver",
+    "ReceivedSpan",
+    "new_topic",
+    "read_topic",
+    "serve_app",
+    "serve_in_thread",
+    "settings_from_env",
+]
 
 S = TypeVar("S", bound=ServiceSettings)
 
@@ -156,3 +165,30 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     kind: int
+
+
+@contextlib.contextmanager
+def serve_in_thread(app: FastAPI, ready_path: str = "/readyz", timeout_s: float = 60.0) -> Iterator[str]:
+    """Serve `app` over real HTTP on a free 127.0.0.1 port from a thread; yields its base URL
+    once `ready_path` answers 200. For tests where another app must call it over the network."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="serve-in-thread", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + timeout_s
+    while not (server.started and server.servers) and time.monotonic() < deadline:
+        if not thread.is_alive():
+            raise RuntimeError("the app failed to start")
+        time.sleep(0.02)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    with httpx.Client(timeout=2) as client:
+        while client.get(url + ready_path).status_code != 200:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{url}{ready_path} never answered 200")
+            time.sleep(0.05)
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
@@ -17,6 +18,7 @@ import asyncpg
 from rae_common.contracts.memory import (
     BatchResult,
     HybridSearchRequest,
+    IngestResult,
     MemoryCreate,
     MemoryOut,
     MemoryPatch,
@@ -31,8 +33,9 @@ from rae_memory.adapters.sql import SCHEMA, Filters, tenant_tx
 from rae_memory.adapters.vectors import VectorIndex, VectorItem
 from rae_memory.domain.model import Layer, content_hash, expiry_for
 from rae_memory.domain.ranking import Candidate, Weights, fuse
+from rae_memory.ingest import IngestError, UnsupportedDocumentType, chunk, parse
 
-__all__ = ["MemoryService", "Stored"]
+__all__ = ["IngestRequest", "MemoryService", "Stored", "ingest"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,7 +139,12 @@ class MemoryService:
                         document_id=row["document_id"],
                     ),
                 )
-            stored = [Stored(by_key[k], by_key[k]["id"] in created_ids) for k in keys]
+            # Only the first occurrence of a content in the request counts as created.
+            stored, seen = [], set()
+            for key in keys:
+                row = by_key[key]
+                stored.append(Stored(row, row["id"] in created_ids and key not in seen))
+                seen.add(key)
             answer = response(stored) if response is not None else None
             if idempotency is not None and answer is not None:
                 await self.repo.store_idempotent_response(conn, tenant_id, idempotency[0], *answer)
@@ -436,3 +444,70 @@ def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
         return datetime.fromisoformat(created_at), uuid.UUID(memory_id)
     except (binascii.Error, ValueError, TypeError) as exc:
         raise ProblemError(422, "The cursor is not valid.", slug="invalid-cursor") from exc
+
+
+@dataclass(frozen=True, slots=True)
+class IngestRequest:
+    data: bytes
+    filename: str
+    content_type: str | None
+    layer: Layer
+    tags: list[str]
+    metadata: dict[str, Any]
+    subject: str | None
+
+
+async def ingest(service: MemoryService, tenant_id: str, request: IngestRequest) -> dict[str, Any]:
+    """Parse, chunk along the document's structure, and store every chunk as a memory linked
+    to the document — all in one transaction, so a failed ingest stores nothing."""
+    try:
+        parsed = await asyncio.to_thread(
+            parse, request.data, filename=request.filename, content_type=request.content_type
+        )
+        chunks = chunk(parsed)
+    except UnsupportedDocumentType as exc:
+        raise ProblemError(415, exc.message, slug=exc.slug) from exc
+    except IngestError as exc:
+        raise ProblemError(422, exc.message, slug=exc.slug) from exc
+    now = datetime.now(UTC)
+    document_id = uuid.uuid4()
+    expires_at = expiry_for(request.layer, None, now)
+    items = [
+        NewMemory(
+            content=piece.text,
+            layer=request.layer.value,
+            tags=sorted(set(request.tags)),
+            metadata={
+                **request.metadata,
+                "document": request.filename,
+                "section": list(piece.heading_path),
+                **({"page": piece.page} if piece.page is not None else {}),
+            },
+            source=f"document:{request.filename}",
+            subject=request.subject,
+            importance=0.5,
+            content_hash=content_hash(piece.text),
+            expires_at=expires_at,
+            document_id=document_id,
+            chunk_index=piece.index,
+        )
+        for piece in chunks
+    ]
+    document = NewDocument(
+        id=document_id,
+        filename=request.filename,
+        kind=str(parsed.kind),
+        content_type=request.content_type,
+        size_bytes=len(request.data),
+        chunk_count=len(chunks),
+        subject=request.subject,
+        metadata=request.metadata,
+    )
+    stored, _ = await service.store(tenant_id, items, document=document)
+    return IngestResult(
+        document_id=document_id,
+        filename=request.filename,
+        kind=str(parsed.kind),
+        chunk_count=len(chunks),
+        memory_ids=[s.row["id"] for s in stored],
+    ).model_dump(mode="json")

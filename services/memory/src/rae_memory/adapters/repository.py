@@ -6,6 +6,7 @@ WHERE clause, so isolation never depends on one mechanism alone.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -80,10 +81,10 @@ class MemoryRepository:
                     subject, importance, content_hash, expires_at, document_id, chunk_index,
                     embedding, embedding_model)
                 SELECT t.id, $1, t.content, t.layer,
-                       ARRAY(SELECT jsonb_array_elements_text(t.tags)), t.metadata, t.source,
+                       ARRAY(SELECT jsonb_array_elements_text(t.tags::jsonb)), t.metadata::jsonb, t.source,
                        t.subject, t.importance, t.content_hash, t.expires_at, t.document_id,
                        t.chunk_index, t.embedding::vector, $15
-                FROM unnest($2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::jsonb[], $7::text[],
+                FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                             $8::text[], $9::real[], $10::text[], $11::timestamptz[], $12::uuid[],
                             $13::integer[], $14::text[])
                      AS t(id, content, layer, tags, metadata, source, subject, importance,
@@ -94,8 +95,8 @@ class MemoryRepository:
             ids,
             [i.content for i in items],
             [i.layer for i in items],
-            [i.tags for i in items],
-            [i.metadata for i in items],
+            [json.dumps(i.tags) for i in items],
+            [json.dumps(i.metadata) for i in items],
             [i.source for i in items],
             [i.subject for i in items],
             [i.importance for i in items],

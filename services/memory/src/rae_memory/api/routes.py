@@ -7,8 +7,11 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
@@ -17,6 +20,8 @@ from rae_common.contracts.memory import (
     BatchResult,
     EraseResult,
     HybridSearchRequest,
+    IngestResult,
+    IngestText,
     Layer,
     MemoryCreate,
     MemoryOut,
@@ -26,7 +31,7 @@ from rae_common.contracts.memory import (
 )
 from rae_common.errors import ProblemError
 from rae_memory.adapters.sql import Filters
-from rae_memory.service import MemoryService
+from rae_memory.service import IngestRequest, MemoryService, ingest
 
 router = APIRouter(tags=["memories"])
 
@@ -83,6 +88,84 @@ async def create_memory(
 )
 async def create_batch(body: BatchCreate, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
     return await service.create_batch(tenant_id, body.items)
+
+
+@router.post(
+    "/v1/memories/ingest",
+    status_code=201,
+    response_model=IngestResult,
+    summary="Ingest a document (txt, md, html, pdf, docx): every chunk becomes a memory.",
+    openapi_extra={
+        "requestBody": {
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["file"],
+                        "properties": {
+                            "file": {"type": "string", "format": "binary"},
+                            "layer": {"type": "string", "enum": [layer.value for layer in Layer]},
+                            "tags": {"type": "string", "description": "comma-separated"},
+                            "subject": {"type": "string"},
+                        },
+                    }
+                },
+                "application/json": {"schema": IngestText.model_json_schema()},
+            }
+        }
+    },
+)
+async def ingest_document(
+    request: Request, tenant_id: TenantDep, service: ServiceDep, state: StateDep
+) -> JSONResponse:
+    limit = int(getattr(state.settings, "max_ingest_bytes", state.settings.max_body_bytes))
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        ingest_request = await _from_multipart(request, limit)
+    elif content_type.startswith("application/json"):
+        try:
+            body = IngestText.model_validate_json(await request.body())
+        except ValidationError as exc:
+            raise RequestValidationError(exc.errors()) from exc
+        data = body.text.encode()
+        ingest_request = IngestRequest(
+            data, body.filename, None, body.layer, body.tags, body.metadata, body.subject
+        )
+    else:
+        raise ProblemError(
+            415,
+            "Send multipart/form-data with a file, or JSON {text, filename}.",
+            slug="unsupported-media-type",
+        )
+    if len(ingest_request.data) > limit:
+        raise ProblemError(
+            413, f"The document exceeds the limit of {limit} bytes.", slug="document-too-large"
+        )
+    result = await ingest(service, tenant_id, ingest_request)
+    return JSONResponse(result, status_code=201)
+
+
+async def _from_multipart(request: Request, limit: int) -> IngestRequest:
+    form = await request.form(max_files=1, max_fields=10)
+    upload = form.get("file")
+    if not isinstance(upload, StarletteUploadFile):
+        raise ProblemError(422, "The form needs a 'file' part.", slug="validation-error")
+    data = await upload.read(limit + 1)
+    try:
+        layer = Layer(str(form.get("layer") or Layer.SEMANTIC.value))
+    except ValueError as exc:
+        raise ProblemError(422, "layer must be one of " + ", ".join(layer.value for layer in Layer)) from exc
+    tags = [t.strip() for t in str(form.get("tags") or "").split(",") if t.strip()]
+    subject = str(form.get("subject")) if form.get("subject") else None
+    try:
+        metadata = json.loads(str(form.get("metadata") or "{}"))
+    except ValueError as exc:
+        raise ProblemError(422, "metadata must be a JSON object") from exc
+    if not isinstance(metadata, dict):
+        raise ProblemError(422, "metadata must be a JSON object")
+    return IngestRequest(
+        data, upload.filename or "upload", upload.content_type, layer, tags, metadata, subject
+    )
 
 
 @router.get("/v1/memories", response_model=MemoryPage, summary="List memories, newest first.")
