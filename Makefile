@@ -6,9 +6,9 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STATE_DIR ?= .rae-local/dev
 STACK := $(PY) -m rae_localstack --state-dir $(STATE_DIR)
-SRC_DIRS := libs/common/src services/*/src deploy/local/src
+SRC_DIRS := libs/common/src services/*/src deploy/local/src tools
 
-.PHONY: help install system-deps up down status env lint format typecheck test test-unit chart-check clean
+.PHONY: help install system-deps up down status env demo lint format typecheck test chart-check clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -30,6 +30,9 @@ status: install ## Show what runs where
 
 env: install ## Print the environment the services run with
 	@$(STACK) env
+
+demo: up ## Ingest samples/ through the gateway and run a few searches
+	@$(PY) tools/demo.py --state-dir $(STATE_DIR)
 
 lint: install ## ruff lint and format check
 	@$(VENV)/bin/ruff check .
