@@ -6,30 +6,72 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from pydantic import Field
 
 from rae_common import resources
-from rae_common.app import ServiceState, create_service_app
+from rae_common.app import ServiceState, Setup, create_service_app
+from rae_common.contracts.memory import IngestText
+from rae_common.db import load_migrations
 from rae_common.settings import ServiceSettings
-from rae_gateway.api.routes import router
-
-SCHEMA = "gateway"
+from rae_gateway.adapters.keys import SCHEMA, KeyStore
+from rae_gateway.api import admin, routes
+from rae_gateway.api.limits import QuotaHeadersMiddleware, RateLimits
+from rae_gateway.api.models import Problem
+from rae_gateway.api.openapi import document_models
+from rae_gateway.domain.keys import UsageThrottle
+from rae_gateway.domain.limits import TenantLimitsCache
 
 
 class GatewaySettings(ServiceSettings):
     service_name: str = "gateway"
+    # Requests per minute per tenant (per client address without a credential); 0 = unlimited.
+    # A tenant's own limits (PUT /v1/admin/tenants/{id}/limits) take precedence.
+    rate_limit_memories_create_per_min: int = Field(default=30, ge=0)
+    rate_limit_search_per_min: int = Field(default=60, ge=0)
+    rate_limit_ml_generate_per_min: int = Field(default=20, ge=0)
+    # How long a replica keeps a tenant's limits before reading them again (its own writes apply at once).
+    tenant_limits_cache_s: float = Field(default=5.0, ge=0)
+    # At most one write of an API key's last_used_at per this many seconds.
+    api_key_touch_interval_s: float = Field(default=60.0, ge=0)
+
+    def default_limits(self) -> dict[str, int]:
+        return {
+            "memories_create": self.rate_limit_memories_create_per_min,
+            "search": self.rate_limit_search_per_min,
+            "ml_generate": self.rate_limit_ml_generate_per_min,
+        }
 
 
-@contextlib.asynccontextmanager
-async def _setup(state: ServiceState) -> AsyncIterator[None]:
-    async with resources.postgres(state, SCHEMA, []), resources.redis_client(state):
-        yield
+def _setup_for(settings: GatewaySettings) -> Setup:
+    @contextlib.asynccontextmanager
+    async def setup(state: ServiceState) -> AsyncIterator[None]:
+        async with (
+            resources.postgres(state, SCHEMA, load_migrations("rae_gateway")) as pool,
+            resources.redis_client(state) as redis,
+        ):
+            store = KeyStore(pool)
+            state.resources["keys"] = store
+            state.resources["key_usage"] = UsageThrottle(settings.api_key_touch_interval_s)
+            state.resources["rate_limits"] = RateLimits(
+                redis,
+                settings.default_limits(),
+                TenantLimitsCache(store.tenant_limits, settings.tenant_limits_cache_s),
+            )
+            yield
+
+    return setup
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or GatewaySettings(),
+    settings = settings or GatewaySettings()
+    app = create_service_app(
+        settings,
         title="RAE gateway",
         description="The public API of RAE: long-term memory for LLM agents.",
-        routers=[router],
-        setup=_setup,
+        routers=[routes.router, admin.router],
+        setup=_setup_for(settings),
     )
+    app.add_middleware(QuotaHeadersMiddleware)
+    # Models the routes name by reference only (problem documents, the JSON ingestion body).
+    document_models(app, [Problem, IngestText])
+    return app

@@ -8,11 +8,13 @@ from fastapi import Request, Response
 from rae_common.app import ServiceState
 from rae_common.auth import TENANT_HEADER, Principal
 from rae_common.errors import ProblemError
+from rae_common.middleware import current_request_id
 
-__all__ = ["forward"]
+__all__ = ["forward", "service_url"]
 
-_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key", "x-request-id")
-_RESPONSE_HEADERS = ("content-type", "location", "retry-after", "x-request-id")
+_REQUEST_HEADERS = ("content-type", "accept", "idempotency-key")
+# X-Request-ID is not copied back: the gateway's own middleware sets it on every answer.
+_RESPONSE_HEADERS = ("content-type", "location", "retry-after")
 
 
 def service_url(state: ServiceState, service: str) -> str:
@@ -21,19 +23,28 @@ def service_url(state: ServiceState, service: str) -> str:
 
 
 async def forward(
-    state: ServiceState, request: Request, service: str, path: str, principal: Principal
+    state: ServiceState,
+    request: Request,
+    service: str,
+    path: str,
+    principal: Principal,
 ) -> Response:
-    """Send the request on with the tenant from the credential; map transport failures to 503."""
+    """Send the request on with the tenant from the credential; map transport failures to 503.
+
+    The body bytes and the query string go on untouched (a multipart boundary included); of the
+    caller's headers only the ones below do, so a client's own `X-Tenant-ID` never does.
+    """
     assert state.http is not None
     headers = {name: value for name in _REQUEST_HEADERS if (value := request.headers.get(name))}
     headers[TENANT_HEADER] = principal.tenant_id
+    if request_id := current_request_id():
+        headers["x-request-id"] = request_id
+    url = service_url(state, service) + path
+    if request.url.query:
+        url += "?" + request.url.query
     try:
         upstream = await state.http.request(
-            request.method,
-            service_url(state, service) + path,
-            params=str(request.query_params),
-            content=await request.body(),
-            headers=headers,
+            request.method, url, content=await request.body(), headers=headers
         )
     except httpx.TimeoutException as exc:
         raise ProblemError(

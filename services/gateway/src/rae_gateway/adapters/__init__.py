@@ -1,0 +1,1 @@
+"""Drivers of the gateway: the Postgres store of tenants and API keys."""

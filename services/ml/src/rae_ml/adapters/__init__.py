@@ -1,0 +1,1 @@
+"""Drivers: the local model (sentence-transformers/torch) and the Redis vector cache."""

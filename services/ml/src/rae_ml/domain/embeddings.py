@@ -1,0 +1,147 @@
+"""Embedding models as the service sees them: what a model is, how to find it, how to cache it."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+__all__ = [
+    "CACHE_KEY_PREFIX",
+    "CacheUnavailable",
+    "Embedder",
+    "ModelInfo",
+    "ModelRegistry",
+    "UnknownModel",
+    "VectorCache",
+    "batched",
+    "cache_key",
+]
+
+CACHE_KEY_PREFIX = "rae:emb:v1"
+
+T = TypeVar("T")
+
+
+class Embedder(Protocol):
+    """A model that turns texts into L2-normalised vectors.
+
+    Implementations may be slow and blocking (a local model on the CPU, a synchronous HTTP
+    call): the service calls `encode` and `count_tokens` from a worker thread, one batch at a
+    time, never on the event loop.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int: ...
+
+    @property
+    def max_tokens(self) -> int:
+        """Longest input in tokens; longer texts are truncated to it."""
+        ...
+
+    def encode(self, texts: Sequence[str]) -> list[list[float]]:
+        """One unit-norm vector of `dimensions` floats per text, in the order of `texts`."""
+        ...
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        """Tokens the model reads for each text, after truncation to `max_tokens`."""
+        ...
+
+
+class CacheUnavailable(ConnectionError):
+    """The vector cache did not answer; the caller computes instead."""
+
+
+class VectorCache(Protocol):
+    async def get_many(self, keys: Sequence[str]) -> list[list[float] | None]:
+        """The cached vector of each key (None when absent); raises CacheUnavailable."""
+        ...
+
+    async def put_many(self, vectors: Mapping[str, Sequence[float]]) -> None:
+        """Store vectors by key; raises CacheUnavailable."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    name: str
+    dimensions: int
+    provider: str
+    max_tokens: int
+    usd_per_million_tokens: float = 0.0
+
+    def cost_usd(self, tokens: int) -> float:
+        return tokens * self.usd_per_million_tokens / 1_000_000
+
+
+class UnknownModel(LookupError):
+    def __init__(self, name: str, known: Sequence[str]) -> None:
+        super().__init__(f"unknown embedding model {name!r}; known models: {', '.join(known)}")
+        self.name = name
+        self.known = list(known)
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    info: ModelInfo
+    build: Callable[[], Embedder]
+
+
+class ModelRegistry:
+    """Embedding models by name, each with the function that builds its `Embedder`.
+
+    Providers (the local sentence-transformers model today, OpenAI-compatible APIs later)
+    register here; routes only ever see model names.
+    """
+
+    def __init__(self, default: str) -> None:
+        self.default = default
+        self._entries: dict[str, _Entry] = {}
+
+    def register(self, info: ModelInfo, build: Callable[[], Embedder]) -> None:
+        if info.name in self._entries:
+            raise ValueError(f"embedding model {info.name!r} is already registered")
+        self._entries[info.name] = _Entry(info, build)
+
+    @property
+    def names(self) -> list[str]:
+        return list(self._entries)
+
+    @property
+    def infos(self) -> list[ModelInfo]:
+        return [entry.info for entry in self._entries.values()]
+
+    def resolve(self, name: str | None) -> ModelInfo:
+        """The model called `name` (the default one for None)."""
+        entry = self._entries.get(name or self.default)
+        if entry is None:
+            raise UnknownModel(name or self.default, self.names)
+        return entry.info
+
+    def build(self, name: str) -> Embedder:
+        """Build the model's `Embedder` (blocking: it may load weights) and check it is the one
+        registered."""
+        info = self.resolve(name)
+        embedder = self._entries[name].build()
+        if embedder.dimensions != info.dimensions:
+            raise ValueError(
+                f"model {name} produces {embedder.dimensions}-d vectors, registered as {info.dimensions}-d"
+            )
+        return embedder
+
+
+def cache_key(model: str, text: str) -> str:
+    """Content-addressed: the same text embedded by the same model is computed once."""
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return f"{CACHE_KEY_PREFIX}:{model}:{digest}"
+
+
+def batched(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    if size < 1:
+        raise ValueError("batch size must be at least 1")
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
