@@ -25,6 +25,7 @@ __all__ = [
     "SearchResponse",
     "SearchResult",
     "SearchWeights",
+    "Tag",
 ]
 
 MAX_CONTENT_CHARS = 100_000
@@ -120,10 +121,13 @@ class BatchResult(BaseModel):
 
 
 class SearchWeights(_Strict):
+    """Weights of the score's parts. Meaning leads by default: reciprocal ranks of two retrievers
+    that disagree symmetrically would tie, and semantic similarity answers questions better."""
+
     vector: float = Field(default=1.0, ge=0, le=10)
-    lexical: float = Field(default=1.0, ge=0, le=10)
-    recency: float = Field(default=0.2, ge=0, le=10)
-    importance: float = Field(default=0.2, ge=0, le=10)
+    lexical: float = Field(default=0.5, ge=0, le=10)
+    recency: float = Field(default=0.1, ge=0, le=10)
+    importance: float = Field(default=0.1, ge=0, le=10)
 
 
 class HybridSearchRequest(_Strict):

@@ -24,9 +24,9 @@ RRF_C = 60
 @dataclass(frozen=True, slots=True)
 class Weights:
     vector: float = 1.0
-    lexical: float = 1.0
-    recency: float = 0.2
-    importance: float = 0.2
+    lexical: float = 0.5
+    recency: float = 0.1
+    importance: float = 0.1
 
     def total(self) -> float:
         return self.vector + self.lexical + self.recency + self.importance
