@@ -18,6 +18,10 @@ import pytest
 from rae_common.settings import ServiceSettings
 from rae_common.testing import serve_in_thread, settings_from_env
 from rae_localstack import Stack
+from rae_ml.adapters.sentence_transformer import MINILM, SentenceTransformerEmbedder, load_local_embedder
+from rae_ml.domain.embeddings import ModelRegistry
+from rae_ml.main import MLSettings
+from rae_ml.main import create_app as create_ml_app
 
 ROOT = Path(__file__).resolve().parent
 
@@ -44,9 +48,21 @@ def settings(infra_env: dict[str, str]) -> ServiceSettings:
 
 
 @pytest.fixture(scope="session")
-def ml_url(infra_env: dict[str, str]) -> Iterator[str]:
-    """The real ml service (local embedding model) over HTTP, for services that call it."""
-    from rae_ml.main import MLSettings, create_app
+def local_embedder() -> SentenceTransformerEmbedder:
+    """The real all-MiniLM-L6-v2, loaded once per test session."""
+    return load_local_embedder(threads=2)
 
-    with serve_in_thread(create_app(settings_from_env(infra_env, MLSettings))) as url:
+
+@pytest.fixture(scope="session")
+def models(local_embedder: SentenceTransformerEmbedder) -> ModelRegistry:
+    """A model registry handing the session's model to every ml app."""
+    registry = ModelRegistry(default=MINILM.name)
+    registry.register(MINILM, lambda: local_embedder)
+    return registry
+
+
+@pytest.fixture(scope="session")
+def ml_url(infra_env: dict[str, str], models: ModelRegistry) -> Iterator[str]:
+    """The real ml service over HTTP, for services that call it."""
+    with serve_in_thread(create_ml_app(settings_from_env(infra_env, MLSettings), models=models)) as url:
         yield url

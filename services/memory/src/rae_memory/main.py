@@ -30,12 +30,12 @@ class MemorySettings(ServiceSettings):
     service_name: str = "memory"
     vector_backend: str = Field(default="pgvector", pattern="^(pgvector|qdrant)$")
     qdrant_collection: str = "rae_memories"
-    embedding_model: str | None = None
+    embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dimensions: int = Field(default=384, ge=1)
     hnsw_ef_search: int = Field(default=64, ge=1, le=1000)
     recency_half_life_days: float = Field(default=30.0, gt=0)
     expiry_sweep_interval_s: float = Field(default=60.0, gt=0)
-    max_ingest_bytes: int = Field(default=20 * 1024 * 1024, ge=1)
+    max_ingest_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 
 
 @contextlib.asynccontextmanager
