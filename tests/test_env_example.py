@@ -21,7 +21,8 @@ def settings_classes() -> dict[str, type[BaseSettings]]:
     for name in SERVICES:
         module = importlib.import_module(f"rae_{name}.main")
         for value in vars(module).values():
-            if isinstance(value, type) and issubclass(value, ServiceSettings) and value is not ServiceSettings:
+            is_settings = isinstance(value, type) and issubclass(value, ServiceSettings)
+            if is_settings and value is not ServiceSettings:
                 classes[name] = value
     return classes
 
