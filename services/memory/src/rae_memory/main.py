@@ -48,7 +48,12 @@ async def _vector_index(state: ServiceState, settings: MemorySettings) -> AsyncI
         if settings.qdrant_url
         else AsyncQdrantClient(location=":memory:")
     )
-    index = QdrantIndex(client, settings.qdrant_collection, settings.embedding_dimensions)
+    index = QdrantIndex(
+        client,
+        settings.qdrant_collection,
+        settings.embedding_dimensions,
+        payload_indexes=settings.qdrant_url is not None,
+    )
     try:
         await index.ensure_collection()
         state.add_check("qdrant", index.ping)

@@ -96,10 +96,14 @@ class QdrantIndex:
     name = "qdrant"
     in_row = False
 
-    def __init__(self, client: AsyncQdrantClient, collection: str, dimensions: int) -> None:
+    def __init__(
+        self, client: AsyncQdrantClient, collection: str, dimensions: int, *, payload_indexes: bool = True
+    ) -> None:
         self.client = client
         self.collection = collection
         self.dimensions = dimensions
+        # A server needs payload indexes for fast filtered search; local mode has none (and warns).
+        self.payload_indexes = payload_indexes
 
     async def ensure_collection(self) -> None:
         if await self.client.collection_exists(self.collection):
@@ -108,6 +112,8 @@ class QdrantIndex:
             self.collection,
             vectors_config=models.VectorParams(size=self.dimensions, distance=models.Distance.COSINE),
         )
+        if not self.payload_indexes:
+            return
         for name, schema in (
             ("tenant_id", models.PayloadSchemaType.KEYWORD),
             ("layer", models.PayloadSchemaType.KEYWORD),
