@@ -18,6 +18,7 @@ __all__ = [
     "IngestText",
     "Layer",
     "MemoryCreate",
+    "MemoryListQuery",
     "MemoryOut",
     "MemoryPage",
     "MemoryPatch",
@@ -108,6 +109,21 @@ class MemoryOut(BaseModel):
 class MemoryPage(BaseModel):
     items: list[MemoryOut]
     next_cursor: str | None
+
+
+class MemoryListQuery(BaseModel):
+    """Filters of `GET /v1/memories`."""
+
+    layer: list[Layer] = Field(default_factory=list, description="Repeat to allow several.")
+    tags: list[Tag] = Field(default_factory=list, max_length=20, description="Repeat to require several.")
+    since: datetime | None = None
+    until: datetime | None = None
+    metadata: list[Annotated[str, Field(pattern=r"^[^=]+=.*$")]] = Field(
+        default_factory=list, max_length=20, description="Repeatable `key=value` equality filters."
+    )
+    subject: str | None = Field(default=None, min_length=1, max_length=200)
+    cursor: str | None = Field(default=None, max_length=500)
+    limit: int = Field(default=50, ge=1, le=200, description="Page size.")
 
 
 class BatchCreate(_Strict):

@@ -2,37 +2,17 @@
 
 from __future__ import annotations
 
-import uuid
 from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
+from rae_common.contracts.events import EventPage
 from rae_events.adapters.event_log import EventLog
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
-
-
-class LoggedEvent(BaseModel):
-    event_id: uuid.UUID
-    tenant_id: str
-    type: str
-    version: int
-    producer: str
-    topic: str
-    partition: int
-    offset: int
-    trace_id: str | None
-    occurred_at: datetime
-    received_at: datetime
-
-
-class EventPage(BaseModel):
-    items: list[LoggedEvent]
-    next_cursor: str | None
 
 
 @router.get("/log", response_model=EventPage, summary="Events the engine consumed, newest first.")

@@ -3,24 +3,18 @@ the ingestion body, and the problem responses every route documents."""
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
-from typing import Annotated, Any
+from typing import Any
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, Json, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, Json, ValidationError
 from starlette.datastructures import UploadFile
 
 from rae_common.contracts.memory import IngestText, Layer, Tag
 from rae_common.errors import ProblemError
 
 __all__ = [
-    "EmbedRequest",
-    "EmbedResponse",
-    "EventPage",
     "IngestForm",
-    "MemoryListQuery",
     "Problem",
     "SuiteStatus",
     "problems",
@@ -87,78 +81,6 @@ class SuiteStatus(BaseModel):
     tenant_id: str
     ready: bool
     services: dict[str, ServiceStatus]
-
-
-class MemoryListQuery(BaseModel):
-    """Filters of `GET /v1/memories`; the query string goes on to the memory service as sent."""
-
-    layer: list[Layer] = Field(default_factory=list, description="Repeat to allow several.")
-    tags: list[Tag] = Field(default_factory=list, max_length=20, description="Repeat to require several.")
-    since: datetime | None = None
-    until: datetime | None = None
-    metadata: list[Annotated[str, Field(pattern=r"^[^=]+=.*$")]] = Field(
-        default_factory=list, max_length=20, description="Repeatable `key=value` equality filters."
-    )
-    subject: str | None = Field(default=None, min_length=1, max_length=200)
-    cursor: str | None = Field(default=None, max_length=500)
-    limit: int | None = Field(
-        default=None, ge=1, le=200, description="Page size (the service's default: 50)."
-    )
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-# The ml service's contract (services/ml api/routes.py), mirrored until it moves to rae_common.contracts.
-EmbedText = Annotated[str, Field(min_length=1, max_length=20_000), AfterValidator(_not_blank)]
-
-
-class EmbedRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    texts: list[EmbedText] = Field(min_length=1, max_length=2048)
-    model: str | None = Field(default=None, max_length=200, description="Default model when null.")
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cost_usd: float
-    model: str
-    provider: str
-    estimated: bool
-
-
-class EmbedResponse(BaseModel):
-    model: str
-    dimensions: int
-    vectors: list[list[float]]
-    cached: int = Field(description="How many vectors came from the cache.")
-    usage: Usage
-
-
-# The events service's contract (services/events api/routes.py), mirrored likewise.
-class LoggedEvent(BaseModel):
-    event_id: uuid.UUID
-    tenant_id: str
-    type: str
-    version: int
-    producer: str
-    topic: str
-    partition: int
-    offset: int
-    trace_id: str | None
-    occurred_at: datetime
-    received_at: datetime
-
-
-class EventPage(BaseModel):
-    items: list[LoggedEvent]
-    next_cursor: str | None
 
 
 class IngestForm(BaseModel):

@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rae_common.app import StateDep
 from rae_common.auth import Principal
+from rae_common.contracts.events import EventPage
 from rae_common.contracts.memory import (
     BatchCreate,
     BatchResult,
@@ -19,18 +20,16 @@ from rae_common.contracts.memory import (
     HybridSearchRequest,
     IngestResult,
     MemoryCreate,
+    MemoryListQuery,
     MemoryOut,
     MemoryPage,
     MemoryPatch,
     SearchResponse,
 )
+from rae_common.contracts.ml import EmbedRequest, EmbedResponse
 from rae_gateway.api.limits import rate_limit
 from rae_gateway.api.models import (
     INGEST_OPENAPI,
-    EmbedRequest,
-    EmbedResponse,
-    EventPage,
-    MemoryListQuery,
     SuiteStatus,
     problems,
     validate_ingest_body,

@@ -5,18 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
+from rae_common.contracts.ml import EmbedRequest, EmbedResponse
 from rae_common.errors import ProblemError
 from rae_ml.domain.embeddings import UnknownModel
 from rae_ml.service import EmbeddingService, ModelUnavailable
 
 router = APIRouter(prefix="/v1/ml", tags=["ml"])
-
-MAX_TEXTS = 2048
-MAX_TEXT_CHARS = 20_000
 
 
 def get_embeddings(state: StateDep) -> EmbeddingService:
@@ -25,40 +23,6 @@ def get_embeddings(state: StateDep) -> EmbeddingService:
 
 
 EmbeddingsDep = Annotated[EmbeddingService, Depends(get_embeddings)]
-
-
-def _not_blank(value: str) -> str:
-    if not value.strip():
-        raise ValueError("must not be blank")
-    return value
-
-
-Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
-
-
-class EmbedRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    texts: list[Text] = Field(min_length=1, max_length=MAX_TEXTS)
-    model: str | None = Field(default=None, max_length=200, description="Default model when null.")
-
-
-class Usage(BaseModel):
-    prompt_tokens: int
-    completion_tokens: int
-    total_tokens: int
-    cost_usd: float
-    model: str
-    provider: str
-    estimated: bool
-
-
-class EmbedResponse(BaseModel):
-    model: str
-    dimensions: int
-    vectors: list[list[float]]
-    cached: int = Field(description="How many vectors came from the cache.")
-    usage: Usage
 
 
 class ModelOut(BaseModel):
