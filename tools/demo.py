@@ -54,7 +54,9 @@ def main() -> int:
         headers = {"X-API-Key": key.json()["key"]}
         out(f"tenant {tenant}, API key {key.json()['prefix']}… (shown once, not printed)\n")
 
-        documents = sorted(p for p in SAMPLES.iterdir() if p.suffix in DOCUMENT_SUFFIXES)
+        documents = sorted(
+            p for p in SAMPLES.iterdir() if p.suffix in DOCUMENT_SUFFIXES and p.stem != "README"
+        )
         for path in documents:
             content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
             answer = client.post(

@@ -81,7 +81,7 @@ def test_up_infra_starts_all_four_reachable_with_real_clients(local_stack: Stack
         assert s.pid is not None and not _gone(s.pid), s
         assert local_stack.pid_file(s.name).is_file()
     env = local_stack.infra_env()
-    assert env["DATABASE_URL"] == f"postgresql://rae:rae@127.0.0.1:{55432 + OFFSET}/rae"
+    assert env["DATABASE_URL"] == f"postgresql://rae:rae@127.0.0.1:{25432 + OFFSET}/rae"
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{19092 + OFFSET}"
     assert env["NEO4J_URI"] == f"bolt://127.0.0.1:{17687 + OFFSET}"
     assert env["REDIS_URL"] == f"redis://127.0.0.1:{16379 + OFFSET}/0"

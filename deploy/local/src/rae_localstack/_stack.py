@@ -51,7 +51,9 @@ INFRA: tuple[str, ...] = ("postgres", "kafka", "arcadedb", "redis")
 SERVICES: tuple[str, ...] = ("memory", "ml", "graph", "reflection", "cost", "events", "gateway")
 
 BASE_PORTS: Mapping[str, int] = {
-    "postgres": 55432,
+    # Every base port (and base + the offsets tests use) stays below Linux's ephemeral range
+    # (32768+), where an outgoing connection could already hold it.
+    "postgres": 25432,
     "kafka": 19092,
     "arcadedb": 17687,  # Bolt
     "arcadedb-http": 12480,

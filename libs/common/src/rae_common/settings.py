@@ -20,7 +20,7 @@ class ServiceSettings(BaseSettings):
     environment: str = Field(default="local", validation_alias="RAE_ENVIRONMENT")
     log_level: str = "INFO"
 
-    database_url: str = "postgresql://rae:rae@127.0.0.1:55432/rae"
+    database_url: str = "postgresql://rae:rae@127.0.0.1:25432/rae"
     database_pool_min: int = Field(default=1, ge=0)
     database_pool_max: int = Field(default=10, ge=1)
     kafka_bootstrap_servers: str = "127.0.0.1:19092"

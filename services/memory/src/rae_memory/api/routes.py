@@ -146,26 +146,26 @@ async def ingest_document(
 
 
 async def _from_multipart(request: Request, limit: int) -> IngestRequest:
-    form = await request.form(max_files=1, max_fields=10)
-    upload = form.get("file")
-    if not isinstance(upload, StarletteUploadFile):
-        raise ProblemError(422, "The form needs a 'file' part.", slug="validation-error")
-    data = await upload.read(limit + 1)
+    # The context manager closes the spooled upload files whatever happens.
+    async with request.form(max_files=1, max_fields=10) as form:
+        upload = form.get("file")
+        if not isinstance(upload, StarletteUploadFile):
+            raise ProblemError(422, "The form needs a 'file' part.", slug="validation-error")
+        data = await upload.read(limit + 1)
+        filename, content_type = upload.filename or "upload", upload.content_type
+        fields = {name: str(form.get(name) or "") for name in ("layer", "tags", "subject", "metadata")}
     try:
-        layer = Layer(str(form.get("layer") or Layer.SEMANTIC.value))
+        layer = Layer(fields["layer"] or Layer.SEMANTIC.value)
     except ValueError as exc:
-        raise ProblemError(422, "layer must be one of " + ", ".join(layer.value for layer in Layer)) from exc
-    tags = [t.strip() for t in str(form.get("tags") or "").split(",") if t.strip()]
-    subject = str(form.get("subject")) if form.get("subject") else None
+        raise ProblemError(422, "layer must be one of " + ", ".join(item.value for item in Layer)) from exc
+    tags = [t.strip() for t in fields["tags"].split(",") if t.strip()]
     try:
-        metadata = json.loads(str(form.get("metadata") or "{}"))
+        metadata = json.loads(fields["metadata"] or "{}")
     except ValueError as exc:
         raise ProblemError(422, "metadata must be a JSON object") from exc
     if not isinstance(metadata, dict):
         raise ProblemError(422, "metadata must be a JSON object")
-    return IngestRequest(
-        data, upload.filename or "upload", upload.content_type, layer, tags, metadata, subject
-    )
+    return IngestRequest(data, filename, content_type, layer, tags, metadata, fields["subject"] or None)
 
 
 @router.get("/v1/memories", response_model=MemoryPage, summary="List memories, newest first.")
