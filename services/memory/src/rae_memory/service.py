@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import json
 import uuid
@@ -27,7 +28,7 @@ from rae_common.contracts.memory import (
 from rae_common.errors import ProblemError
 from rae_common.events import EventData, MemoryCreated, MemoryDeleted, MemoryUpdated, new_envelope
 from rae_common.outbox import add_to_outbox
-from rae_memory.adapters.embeddings import EmbeddingClient
+from rae_memory.adapters.embeddings import Embedded, EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository, NewDocument, NewMemory
 from rae_memory.adapters.sql import SCHEMA, Filters, tenant_tx
 from rae_memory.adapters.vectors import VectorIndex, VectorItem
@@ -60,6 +61,7 @@ class MemoryService:
         recency_half_life: timedelta = timedelta(days=30),
         candidates_per_k: int = 4,
         min_candidates: int = 50,
+        embed_chunk: int = 64,
     ) -> None:
         self.pool = pool
         self.repo = repo
@@ -69,6 +71,7 @@ class MemoryService:
         self.recency_half_life = recency_half_life
         self.candidates_per_k = candidates_per_k
         self.min_candidates = min_candidates
+        self.embed_chunk = embed_chunk
 
     # --- writing -------------------------------------------------------------------------
 
@@ -108,7 +111,9 @@ class MemoryService:
                     return [], replay
             known = await self.repo.existing(conn, tenant_id, keys)
         new_items = _unique([i for i in items if (i.layer, i.content_hash) not in known])
-        embedded = await self.embedder.embed(tenant_id, [i.content for i in new_items])
+        parts = [new_items[n : n + self.embed_chunk] for n in range(0, len(new_items), self.embed_chunk)]
+        inserted: list[dict[str, Any]] = []
+        new_vectors: list[list[float]] = []
         async with tenant_tx(self.pool, tenant_id) as conn:
             if idempotency is not None:
                 claimed = await self.repo.claim_idempotency_key(conn, tenant_id, *idempotency)
@@ -116,10 +121,26 @@ class MemoryService:
                     return [], _check_replay(claimed, idempotency[1])
             if document is not None:
                 await self.repo.insert_document(conn, tenant_id, document)
-            vectors = embedded.vectors if self.vectors.in_row else None
-            inserted = await self.repo.insert_many(
-                conn, tenant_id, new_items, vectors, embedded.model or None
-            )
+            # Pipeline: the ml service embeds part n+1 while Postgres inserts part n.
+            pending = self._embed_task(tenant_id, parts[0]) if parts else None
+            try:
+                for n, part in enumerate(parts):
+                    assert pending is not None
+                    embedded = await pending
+                    pending = self._embed_task(tenant_id, parts[n + 1]) if n + 1 < len(parts) else None
+                    new_vectors.extend(embedded.vectors)
+                    inserted += await self.repo.insert_many(
+                        conn,
+                        tenant_id,
+                        part,
+                        embedded.vectors if self.vectors.in_row else None,
+                        embedded.model or None,
+                    )
+            finally:
+                if pending is not None:  # an insert failed: the next part's vectors are not needed
+                    pending.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await pending
             created_ids = {r["id"] for r in inserted}
             by_key = {**known, **{(r["layer"], r["content_hash"]): r for r in inserted}}
             missing = [k for k in keys if k not in by_key]
@@ -302,6 +323,9 @@ class MemoryService:
         if rows:
             self.wake_relay()
         return len(rows)
+
+    def _embed_task(self, tenant_id: str, part: Sequence[NewMemory]) -> asyncio.Task[Embedded]:
+        return asyncio.create_task(self.embedder.embed(tenant_id, [i.content for i in part]))
 
     # --- reading -------------------------------------------------------------------------
 
