@@ -356,10 +356,19 @@ class MemoryService:
             until=request.until,
         )
         limit = max(self.min_candidates, self.candidates_per_k * request.k)
-        query_vector = (await self.embedder.embed(tenant_id, [request.query])).vectors[0]
+
+        async def lexical() -> list[uuid.UUID]:
+            async with tenant_tx(self.pool, tenant_id) as conn:
+                return await self.repo.lexical(conn, tenant_id, request.query, limit, filters)
+
+        async def semantic() -> list[uuid.UUID]:
+            query_vector = (await self.embedder.embed(tenant_id, [request.query])).vectors[0]
+            async with tenant_tx(self.pool, tenant_id) as conn:
+                return await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
+
+        # Full text runs while the query is embedded and searched by vector (own connections).
+        lexical_ids, vector_ids = await asyncio.gather(lexical(), semantic())
         async with tenant_tx(self.pool, tenant_id) as conn:
-            vector_ids = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
-            lexical_ids = await self.repo.lexical(conn, tenant_id, request.query, limit, filters)
             rows = await self.repo.fetch_many(conn, tenant_id, list({*vector_ids, *lexical_ids}), filters)
         weights = Weights(**request.weights.model_dump()) if request.weights else Weights()
         ranked = fuse(

@@ -203,20 +203,43 @@ class MemoryRepository:
         return [dict(r) for r in rows]
 
     async def lexical(
-        self, conn: asyncpg.Connection, tenant_id: str, query: str, limit: int, filters: Filters
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        query: str,
+        limit: int,
+        filters: Filters,
+        pool_size: int = 2000,
     ) -> list[uuid.UUID]:
-        """Full-text candidates, best first. Any query word may match (OR), ranked by cover density."""
+        """Full-text candidates, best first, with bounded work however common the words are.
+
+        Memories with every query word come first, then those with any; each group is drawn
+        from the `pool_size` most recent matches and ranked by cover density (`ts_rank_cd`).
+        """
         params: list[Any] = [tenant_id, query]
         where = filters.sql(params, alias="m")
-        params.append(limit)
+        params += [pool_size, limit]
+        pool_param, limit_param = f"${len(params) - 1}", f"${len(params)}"
         rows = await conn.fetch(
-            f"""WITH q AS (
-                    SELECT to_tsquery('simple', array_to_string(ARRAY(
-                        SELECT quote_literal(lexeme)
-                        FROM unnest(tsvector_to_array(to_tsvector('english', $2))) AS lexeme), ' | ')) AS q)
-                SELECT m.id FROM {SCHEMA}.memories m, q
-                WHERE m.tenant_id = $1 AND q.q <> ''::tsquery AND m.tsv @@ q.q AND {where}
-                ORDER BY ts_rank_cd(m.tsv, q.q) DESC, m.id LIMIT ${len(params)}""",
+            f"""WITH lexemes AS (
+                    SELECT ARRAY(SELECT quote_literal(lexeme)
+                                 FROM unnest(tsvector_to_array(to_tsvector('english', $2))) AS lexeme) AS l),
+                q AS (
+                    SELECT to_tsquery('simple', array_to_string(l, ' | ')) AS q_any,
+                           to_tsquery('simple', array_to_string(l, ' & ')) AS q_all
+                    FROM lexemes WHERE cardinality(l) > 0),
+                pool AS (
+                    (SELECT m.id, m.tsv, 0 AS tier FROM {SCHEMA}.memories m, q
+                     WHERE m.tenant_id = $1 AND m.tsv @@ q.q_all AND {where}
+                     ORDER BY m.created_at DESC LIMIT {pool_param})
+                    UNION ALL
+                    (SELECT m.id, m.tsv, 1 AS tier FROM {SCHEMA}.memories m, q
+                     WHERE m.tenant_id = $1 AND m.tsv @@ q.q_any AND {where}
+                     ORDER BY m.created_at DESC LIMIT {pool_param})),
+                ranked AS (
+                    SELECT DISTINCT ON (p.id) p.id, p.tier, ts_rank_cd(p.tsv, q.q_any) AS rank
+                    FROM pool p, q ORDER BY p.id, p.tier)
+                SELECT id FROM ranked ORDER BY tier, rank DESC, id LIMIT {limit_param}""",
             *params,
         )
         return [r["id"] for r in rows]
