@@ -213,8 +213,9 @@ class MemoryRepository:
     ) -> list[uuid.UUID]:
         """Full-text candidates, best first, with bounded work however common the words are.
 
-        Memories with every query word come first, then those with any; each group is drawn
-        from the `pool_size` most recent matches and ranked by cover density (`ts_rank_cd`).
+        Memories with every query word come first, then those with any; each group is drawn from
+        the `pool_size` most recent matches in the lexical index (GIN), ranked by cover density
+        (`ts_rank_cd`), then filtered through the row-level-secured memories table.
         """
         params: list[Any] = [tenant_id, query]
         where = filters.sql(params, alias="m")
@@ -229,17 +230,19 @@ class MemoryRepository:
                            to_tsquery('simple', array_to_string(l, ' & ')) AS q_all
                     FROM lexemes WHERE cardinality(l) > 0),
                 pool AS (
-                    (SELECT m.id, m.tsv, 0 AS tier FROM {SCHEMA}.memories m, q
-                     WHERE m.tenant_id = $1 AND m.tsv @@ q.q_all AND {where}
-                     ORDER BY m.created_at DESC LIMIT {pool_param})
+                    (SELECT x.memory_id AS id, x.tsv, 0 AS tier FROM {SCHEMA}.lexical_index x, q
+                     WHERE x.tenant_id = $1 AND x.tsv @@ q.q_all
+                     ORDER BY x.created_at DESC LIMIT {pool_param})
                     UNION ALL
-                    (SELECT m.id, m.tsv, 1 AS tier FROM {SCHEMA}.memories m, q
-                     WHERE m.tenant_id = $1 AND m.tsv @@ q.q_any AND {where}
-                     ORDER BY m.created_at DESC LIMIT {pool_param})),
+                    (SELECT x.memory_id, x.tsv, 1 FROM {SCHEMA}.lexical_index x, q
+                     WHERE x.tenant_id = $1 AND x.tsv @@ q.q_any
+                     ORDER BY x.created_at DESC LIMIT {pool_param})),
                 ranked AS (
                     SELECT DISTINCT ON (p.id) p.id, p.tier, ts_rank_cd(p.tsv, q.q_any) AS rank
                     FROM pool p, q ORDER BY p.id, p.tier)
-                SELECT id FROM ranked ORDER BY tier, rank DESC, id LIMIT {limit_param}""",
+                SELECT r.id FROM ranked r JOIN {SCHEMA}.memories m ON m.id = r.id
+                WHERE m.tenant_id = $1 AND {where}
+                ORDER BY r.tier, r.rank DESC, r.id LIMIT {limit_param}""",
             *params,
         )
         return [r["id"] for r in rows]
