@@ -108,7 +108,7 @@ NEO4J_DATABASE = "graph"
 ARCADEDB_JAVA_OPTS = "-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 
 INFRA_TIMEOUT_S = 60.0
-SERVICES_TIMEOUT_S = 90.0
+SERVICES_TIMEOUT_S = 180.0  # the ml service loads its model before it is ready
 STOP_GRACE_S = 10.0
 
 # Substrings expected in /proc/<pid>/cmdline: protects against signalling a recycled PID.

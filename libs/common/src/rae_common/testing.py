@@ -168,7 +168,7 @@ class ReceivedSpan:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI, ready_path: str = "/readyz", timeout_s: float = 60.0) -> Iterator[str]:
+def serve_in_thread(app: FastAPI, ready_path: str = "/readyz", timeout_s: float = 120.0) -> Iterator[str]:
     """Serve `app` over real HTTP on a free 127.0.0.1 port from a thread; yields its base URL
     once `ready_path` answers 200. For tests where another app must call it over the network."""
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
