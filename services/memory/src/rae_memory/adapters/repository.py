@@ -209,38 +209,37 @@ class MemoryRepository:
         query: str,
         limit: int,
         filters: Filters,
-        pool_size: int = 2000,
-        any_pool_size: int = 1000,
+        pool_size: int = 1000,
     ) -> list[uuid.UUID]:
         """Full-text candidates, best first, with bounded work however common the words are.
 
-        Memories with every query word come first (the `pool_size` most recent), then those with
-        any word (the first `any_pool_size` the GIN index yields: ordering every match of common
-        words cost ~100 ms at 100k memories), each ranked by cover density (`ts_rank_cd`), then
-        filtered through the row-level-secured memories table.
+        Memories with every query word come first, then those with any; each group is the
+        `pool_size` most recent matches of the tenant in the lexical index, ranked by cover
+        density (`ts_rank_cd`), then filtered through the row-level-secured memories table.
         """
-        params: list[Any] = [tenant_id, query]
+        lexemes: list[str] = await conn.fetchval(
+            "SELECT tsvector_to_array(to_tsvector('english', $1))", query
+        )
+        if not lexemes:
+            return []
+        quoted = ["'" + lexeme.replace("'", "''") + "'" for lexeme in lexemes]
+        # The queries are parameters (not computed in SQL) so the planner can estimate them.
+        params: list[Any] = [tenant_id, " | ".join(quoted), " & ".join(quoted)]
         where = filters.sql(params, alias="m")
-        params += [pool_size, any_pool_size, limit]
-        pool_param, any_param, limit_param = (f"${len(params) - n}" for n in (2, 1, 0))
+        params += [pool_size, limit]
+        pool_param, limit_param = f"${len(params) - 1}", f"${len(params)}"
         rows = await conn.fetch(
-            f"""WITH lexemes AS (
-                    SELECT ARRAY(SELECT quote_literal(lexeme)
-                                 FROM unnest(tsvector_to_array(to_tsvector('english', $2))) AS lexeme) AS l),
-                q AS (
-                    SELECT to_tsquery('simple', array_to_string(l, ' | ')) AS q_any,
-                           to_tsquery('simple', array_to_string(l, ' & ')) AS q_all
-                    FROM lexemes WHERE cardinality(l) > 0),
-                pool AS (
-                    (SELECT x.memory_id AS id, x.tsv, 0 AS tier FROM {SCHEMA}.lexical_index x, q
-                     WHERE x.tenant_id = $1 AND x.tsv @@ q.q_all
+            f"""WITH pool AS (
+                    (SELECT x.memory_id AS id, x.tsv, 0 AS tier FROM {SCHEMA}.lexical_index x
+                     WHERE x.tenant_id = $1 AND x.tsv @@ $3::tsquery
                      ORDER BY x.created_at DESC LIMIT {pool_param})
                     UNION ALL
-                    (SELECT x.memory_id, x.tsv, 1 FROM {SCHEMA}.lexical_index x, q
-                     WHERE x.tenant_id = $1 AND x.tsv @@ q.q_any LIMIT {any_param})),
+                    (SELECT x.memory_id, x.tsv, 1 FROM {SCHEMA}.lexical_index x
+                     WHERE x.tenant_id = $1 AND x.tsv @@ $2::tsquery
+                     ORDER BY x.created_at DESC LIMIT {pool_param})),
                 ranked AS (
-                    SELECT DISTINCT ON (p.id) p.id, p.tier, ts_rank_cd(p.tsv, q.q_any) AS rank
-                    FROM pool p, q ORDER BY p.id, p.tier)
+                    SELECT DISTINCT ON (p.id) p.id, p.tier, ts_rank_cd(p.tsv, $2::tsquery) AS rank
+                    FROM pool p ORDER BY p.id, p.tier)
                 SELECT r.id FROM ranked r JOIN {SCHEMA}.memories m ON m.id = r.id
                 WHERE m.tenant_id = $1 AND {where}
                 ORDER BY r.tier, r.rank DESC, r.id LIMIT {limit_param}""",
