@@ -208,7 +208,6 @@ class KafkaConsumerLoop:
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.assigned = asyncio.Event()
-        self.handled = 0
         self.dead_lettered = 0
 
     def start(self) -> None:
@@ -222,11 +221,6 @@ class KafkaConsumerLoop:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-
-    async def ping(self) -> None:
-        if self._consumer is None:
-            raise BrokerUnavailable("consumer is not connected")
-        await asyncio.wait_for(self._consumer._client.fetch_all_metadata(), timeout=5)
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
@@ -320,7 +314,6 @@ class KafkaConsumerLoop:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
                 else:
-                    self.handled += 1
                     return
 
     async def _dead_letter(

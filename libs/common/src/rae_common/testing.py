@@ -27,7 +27,9 @@ from rae_common.messaging import create_topics
 from rae_common.settings import ServiceSettings
 
 __all__ = [
+    "LoopbackHTTPServer",
     "OTLPReceiver",
+    "QuietHandler",
     "ReceivedSpan",
     "new_topic",
     "read_topic",
@@ -92,6 +94,32 @@ async def read_topic(
         await consumer.stop()
 
 
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that does not print every request to stderr."""
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 (silence)
+        return
+
+
+class LoopbackHTTPServer:
+    """A real HTTP server on a free 127.0.0.1 port, served from a daemon thread."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 class OTLPReceiver:
     """An in-process OTLP/HTTP trace receiver (`/v1/traces`, protobuf) for end-to-end tests."""
 
@@ -100,7 +128,7 @@ class OTLPReceiver:
         self._lock = threading.Lock()
         receiver = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 if self.headers.get("content-encoding") == "gzip":
@@ -111,22 +139,17 @@ class OTLPReceiver:
                 self.end_headers()
                 self.wfile.write(ExportTraceServiceResponse().SerializeToString())
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: ARG002 (silence)
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._http = LoopbackHTTPServer(Handler)
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def start(self) -> None:
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def _ingest(self, body: bytes) -> None:
         request = ExportTraceServiceRequest()

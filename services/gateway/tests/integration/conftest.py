@@ -4,18 +4,16 @@ standing in for the memory, ml and events services."""
 from __future__ import annotations
 
 import json
-import threading
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import httpx
 import pytest
 
 from rae_common.auth import issue_token
-from rae_common.testing import serve_app, settings_from_env
+from rae_common.testing import LoopbackHTTPServer, QuietHandler, serve_app, settings_from_env
 from rae_gateway.main import GatewaySettings, create_app
 
 SECRET = "gateway-test-secret-" + "s" * 40
@@ -39,7 +37,7 @@ class Upstream:
         self.requests: list[Received] = []
         upstream = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             protocol_version = "HTTP/1.1"
 
             def _answer(self) -> None:
@@ -62,22 +60,17 @@ class Upstream:
 
             do_GET = do_POST = do_PATCH = do_DELETE = _answer
 
-            def log_message(self, format: str, *args: Any) -> None:
-                return
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
+        self._http = LoopbackHTTPServer(Handler)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return self._http.url
 
     def start(self) -> None:
-        self._thread.start()
+        self._http.start()
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._http.stop()
 
     def last(self) -> Received:
         assert self.requests, "nothing reached the upstream"

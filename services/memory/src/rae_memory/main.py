@@ -89,6 +89,7 @@ def _setup_for(settings: MemorySettings) -> Setup:
                 recency_half_life=timedelta(days=settings.recency_half_life_days),
             )
             state.resources["service"] = service
+            state.resources["max_ingest_bytes"] = settings.max_ingest_bytes
             sweeper = asyncio.create_task(_sweep_forever(service, settings.expiry_sweep_interval_s))
             try:
                 yield

@@ -106,9 +106,9 @@ class MemoryService:
         keys = [(i.layer, i.content_hash) for i in items]
         async with tenant_tx(self.pool, tenant_id) as conn:
             if idempotency is not None:
-                replay = await self._replay(conn, tenant_id, idempotency)
-                if replay is not None:
-                    return [], replay
+                record = await self.repo.idempotency_record(conn, tenant_id, idempotency[0])
+                if record is not None:
+                    return [], _check_replay(record, idempotency[1])
             known = await self.repo.existing(conn, tenant_id, keys)
         new_items = _unique([i for i in items if (i.layer, i.content_hash) not in known])
         parts = [new_items[n : n + self.embed_chunk] for n in range(0, len(new_items), self.embed_chunk)]
@@ -400,17 +400,6 @@ class MemoryService:
         ]
 
     # --- helpers -------------------------------------------------------------------------
-
-    async def _replay(
-        self, conn: asyncpg.Connection, tenant_id: str, idempotency: tuple[str, str]
-    ) -> tuple[int, Any] | None:
-        row = await conn.fetchrow(
-            f"""SELECT request_hash, status_code, response FROM {SCHEMA}.idempotency_keys
-                WHERE tenant_id = $1 AND key = $2""",
-            tenant_id,
-            idempotency[0],
-        )
-        return _check_replay(dict(row), idempotency[1]) if row is not None else None
 
     async def _announce(
         self, conn: asyncpg.Connection, tenant_id: str, event_type: str, data: EventData

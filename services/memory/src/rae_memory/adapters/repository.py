@@ -279,14 +279,20 @@ class MemoryRepository:
         )
         if inserted:
             return None
+        record = await self.idempotency_record(conn, tenant_id, key)
+        assert record is not None
+        return record
+
+    async def idempotency_record(
+        self, conn: asyncpg.Connection, tenant_id: str, key: str
+    ) -> dict[str, Any] | None:
         row = await conn.fetchrow(
             f"""SELECT request_hash, status_code, response FROM {SCHEMA}.idempotency_keys
                 WHERE tenant_id = $1 AND key = $2""",
             tenant_id,
             key,
         )
-        assert row is not None
-        return dict(row)
+        return dict(row) if row is not None else None
 
     async def store_idempotent_response(
         self, conn: asyncpg.Connection, tenant_id: str, key: str, status_code: int, response: Any

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -41,7 +41,6 @@ class Filters:
     since: datetime | None = None
     until: datetime | None = None
     subject: str | None = None
-    extra: list[str] = field(default_factory=list)
 
     def sql(self, params: list[Any], alias: str = "") -> str:
         """WHERE conditions (tenant excluded) appending their values to `params`."""

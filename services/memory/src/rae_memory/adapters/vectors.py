@@ -46,8 +46,6 @@ class VectorIndex(Protocol):
         filters: Filters,
     ) -> list[uuid.UUID]: ...
 
-    async def ping(self) -> None: ...
-
 
 class PgVectorIndex:
     """HNSW (cosine) on `memory.memories.embedding`; iterative scans keep filtered queries full."""
@@ -85,9 +83,6 @@ class PgVectorIndex:
             *params,
         )
         return [row["id"] for row in rows]
-
-    async def ping(self) -> None:
-        return None
 
 
 class QdrantIndex:

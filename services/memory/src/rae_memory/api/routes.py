@@ -118,7 +118,7 @@ async def create_batch(body: BatchCreate, tenant_id: TenantDep, service: Service
 async def ingest_document(
     request: Request, tenant_id: TenantDep, service: ServiceDep, state: StateDep
 ) -> JSONResponse:
-    limit = int(getattr(state.settings, "max_ingest_bytes", state.settings.max_body_bytes))
+    limit: int = state.get("max_ingest_bytes")
     content_type = request.headers.get("content-type", "")
     if content_type.startswith("multipart/form-data"):
         ingest_request = await _from_multipart(request, limit)
