@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime
-from typing import Any, TypeVar
+from datetime import UTC, date, datetime
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 __all__ = [
     "ALL_TOPICS",
+    "TOPIC_COST",
     "TOPIC_DLQ",
+    "TOPIC_ML",
+    "BudgetExceeded",
+    "BudgetWarning",
+    "LlmUsage",
     "Envelope",
     "EventData",
     "EventRegistry",
@@ -34,10 +39,15 @@ TOPIC_DLQ = "rae.dlq.v1"
 ALL_TOPICS = (TOPIC_MEMORY, TOPIC_GRAPH, TOPIC_ML, TOPIC_COST, TOPIC_REFLECTION, TOPIC_EVENTS)
 
 
+# Event domains whose topic is named after the service that owns them rather than the domain.
+_TOPIC_OF_DOMAIN = {"llm": TOPIC_ML, "budget": TOPIC_COST, "alert": TOPIC_EVENTS, "eval": TOPIC_MEMORY}
+
+
 def topic_for(event_type: str) -> str:
-    """`memory.created` travels on `rae.memory.v1`: the domain is the type's first part."""
+    """`memory.created` travels on `rae.memory.v1`: the domain is the type's first part
+    (`llm.usage` on `rae.ml.v1` and `budget.*` on `rae.cost.v1`: their owners' topics)."""
     domain = event_type.split(".", 1)[0]
-    topic = f"rae.{domain}.v1"
+    topic = _TOPIC_OF_DOMAIN.get(domain, f"rae.{domain}.v1")
     if topic not in ALL_TOPICS:
         raise ValueError(f"no topic for event type {event_type!r}")
     return topic
@@ -162,3 +172,37 @@ class MemoryDeleted(EventData):
     layer: str
     reason: str = Field(description="deleted | erased | expired")
     subject: str | None = None
+
+
+@registry.register("llm.usage", 1)
+class LlmUsage(EventData):
+    """One model call's tokens and cost; the envelope's idempotency key is the request id."""
+
+    request_id: str
+    operation: str = Field(description="generate | embed | extract")
+    model: str
+    provider: str
+    prompt_tokens: int = Field(ge=0)
+    completion_tokens: int = Field(ge=0)
+    cost_usd: float = Field(ge=0)
+    estimated: bool = Field(description="True: a tokenizer estimate, not the provider's own count")
+    trace_id: str | None = Field(default=None, description="32 hex digits of the W3C trace the call ran in")
+
+
+class _BudgetCrossed(EventData):
+    period: Literal["day", "month"]
+    period_start: date
+    metric: Literal["tokens", "usd"]
+    limit: float
+    used: float
+    ratio: float = Field(description="used / limit")
+
+
+@registry.register("budget.warning", 1)
+class BudgetWarning(_BudgetCrossed):
+    """A tenant's usage crossed the warning ratio of a limit (once per period and metric)."""
+
+
+@registry.register("budget.exceeded", 1)
+class BudgetExceeded(_BudgetCrossed):
+    """A tenant's usage reached a hard limit (once per period and metric)."""
