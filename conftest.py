@@ -1,8 +1,9 @@
 """Session fixtures shared by every test suite: the real local infrastructure.
 
 The infrastructure (Postgres+pgvector, Kafka-protocol broker, Bolt server, Redis) is started once
-per test session by the project's own stack manager, in `.rae-local/test` with ports offset by
-`RAE_TEST_PORT_OFFSET` (default 1000) so a running `make up` stack is left alone. Servers named
+per test session by the project's own stack manager, in `.rae-local/test` (or
+`RAE_TEST_STATE_DIR`) with ports offset by `RAE_TEST_PORT_OFFSET` (default 1000) so a running
+`make up` stack, or another test session with its own directory and offset, is left alone. Servers named
 by DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS / NEO4J_URI / REDIS_URL are used instead of local ones.
 Everything the session started is stopped at its end unless RAE_KEEP_STACK=1.
 """
@@ -29,7 +30,8 @@ ROOT = Path(__file__).resolve().parent
 @pytest.fixture(scope="session")
 def stack() -> Iterator[Stack]:
     stack = Stack(
-        ROOT / ".rae-local" / "test", port_offset=int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000"))
+        Path(os.environ.get("RAE_TEST_STATE_DIR", ROOT / ".rae-local" / "test")),
+        port_offset=int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000")),
     )
     stack.up_infra()
     yield stack

@@ -12,7 +12,7 @@ from rae_common.settings import ServiceSettings
 
 ENV_EXAMPLE = Path(__file__).resolve().parents[1] / ".env.example"
 SERVICES = ("gateway", "memory", "ml", "graph", "reflection", "cost", "events")
-STACK_ONLY = {"RAE_TEST_PORT_OFFSET", "RAE_KEEP_STACK"}
+STACK_ONLY = {"RAE_TEST_STATE_DIR", "RAE_TEST_PORT_OFFSET", "RAE_KEEP_STACK"}
 NOT_CONFIGURABLE = {"service_name"}  # fixed by each service
 
 
