@@ -59,9 +59,9 @@ from _common import (
 )
 from _texts import TextFactory
 
-from rae_common.db import create_pool
+from rae_common.db import create_pool, tenant_tx
 from rae_memory.adapters.repository import MemoryRepository, NewMemory
-from rae_memory.adapters.sql import Filters, tenant_tx
+from rae_memory.adapters.sql import Filters
 from rae_memory.adapters.vectors import PgVectorIndex
 from rae_memory.domain.model import content_hash
 
@@ -217,7 +217,7 @@ def service_split(spent: dict[str, dict[str, float]]) -> dict[str, float]:
 
 def _shorten(plan: str) -> str:
     """Plans without the 384 floats of the query vector and the candidate id lists."""
-    plan = re.sub(r"'\[[-0-9.e,]+\]'::vector", "'[query vector]'::vector", plan)
+    plan = re.sub(r"'\{[-0-9.e,]+\}'::real\[\]", "'{query vector}'::real[]", plan)
     return re.sub(r"'\{[0-9a-f,-]+\}'::uuid\[\]", "'{candidate ids}'::uuid[]", plan)
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import re
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -12,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["Migration", "apply_migrations", "create_pool", "load_migrations"]
+__all__ = ["Migration", "apply_migrations", "create_pool", "load_migrations", "tenant_tx"]
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -36,6 +38,15 @@ async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asy
     )
     assert pool is not None
     return pool
+
+
+@contextlib.asynccontextmanager
+async def tenant_tx(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
+    """A transaction that row-level security scopes to `tenant_id` (policies read
+    `current_setting('rae.tenant_id')`; queries filter by tenant too)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT set_config('rae.tenant_id', $1, true)", tenant_id)
+        yield conn
 
 
 def load_migrations(package: str, folder: str = "migrations") -> list[Migration]:

@@ -4,31 +4,66 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from decimal import Decimal
 
 from fastapi import FastAPI
+from pydantic import Field
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
+from rae_common.db import load_migrations
+from rae_common.events import TOPIC_ML
 from rae_common.outbox import shared_migrations
 from rae_common.settings import ServiceSettings
-
-SCHEMA = "cost"
+from rae_cost.adapters.repository import SCHEMA
+from rae_cost.api.routes import router
+from rae_cost.consumers import usage_handler
+from rae_cost.metrics import CostMetrics
+from rae_cost.service import CONSUMER, Clock, CostService
 
 
 class CostSettings(ServiceSettings):
     service_name: str = "cost"
+    budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
 
 
-@contextlib.asynccontextmanager
-async def _setup(state: ServiceState) -> AsyncIterator[None]:
-    async with resources.postgres_with_outbox(state, SCHEMA, shared_migrations("inbox")):
-        yield
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
-def create_app(settings: CostSettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or CostSettings(),
+def create_app(settings: CostSettings | None = None, *, clock: Clock | None = None) -> FastAPI:
+    """`clock` replaces the wall clock that decides the current day and month (tests)."""
+    settings = settings or CostSettings()
+
+    @contextlib.asynccontextmanager
+    async def setup(state: ServiceState) -> AsyncIterator[None]:
+        migrations = load_migrations("rae_cost") + shared_migrations("inbox")
+        async with resources.postgres_with_outbox(state, SCHEMA, migrations) as pool:
+            service = CostService(
+                pool,
+                metrics,
+                state.get("relay").wake,
+                clock=clock or _now,
+                default_warn_ratio=Decimal(repr(settings.budget_warn_ratio)),
+            )
+            state.resources["service"] = service
+            async with resources.kafka_consumer(
+                state,
+                group_id=CONSUMER,
+                topics=[TOPIC_ML],
+                handler=usage_handler(service),
+                dlq=state.get("publisher"),
+            ):
+                yield
+
+    app = create_service_app(
+        settings,
         title="RAE cost",
         description="Token and USD accounting per tenant and model, budgets, governance.",
-        setup=_setup,
+        routers=[router],
+        setup=setup,
     )
+    # Registered with the app's registry once, not at each run of its lifespan.
+    metrics = CostMetrics(app.state.rae.metrics.registry)
+    return app

@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
 import hashlib
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,12 +22,14 @@ from rae_common.contracts.memory import (
     MemoryPatch,
     SearchResult,
 )
+from rae_common.db import tenant_tx
 from rae_common.errors import ProblemError
 from rae_common.events import EventData, MemoryCreated, MemoryDeleted, MemoryUpdated, new_envelope
 from rae_common.outbox import add_to_outbox
+from rae_common.paging import decode_cursor, encode_cursor, invalid_cursor
 from rae_memory.adapters.embeddings import Embedded, EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository, NewDocument, NewMemory
-from rae_memory.adapters.sql import SCHEMA, Filters, tenant_tx
+from rae_memory.adapters.sql import SCHEMA, Filters
 from rae_memory.adapters.vectors import VectorIndex, VectorItem
 from rae_memory.domain.model import Layer, content_hash, expiry_for
 from rae_memory.domain.ranking import Candidate, Weights, fuse
@@ -149,11 +148,11 @@ class MemoryService:
             missing = [k for k in keys if k not in by_key]
             if missing:  # stored concurrently by another request since we looked
                 by_key.update(await self.repo.existing(conn, tenant_id, missing))
-            for row in inserted:
-                await self._announce(
-                    conn,
-                    tenant_id,
-                    "memory.created",
+            await self._announce(
+                conn,
+                tenant_id,
+                "memory.created",
+                *(
                     MemoryCreated(
                         memory_id=row["id"],
                         layer=row["layer"],
@@ -161,8 +160,10 @@ class MemoryService:
                         tags=row["tags"],
                         subject=row["subject"],
                         document_id=row["document_id"],
-                    ),
-                )
+                    )
+                    for row in inserted
+                ),
+            )
             # Only the first occurrence of a content in the request counts as created.
             stored, seen = [], set()
             for key in keys:
@@ -342,12 +343,12 @@ class MemoryService:
     async def page(
         self, tenant_id: str, filters: Filters, cursor: str | None, limit: int
     ) -> tuple[list[dict[str, Any]], str | None]:
-        after = decode_cursor(cursor) if cursor else None
+        after = decode_memory_cursor(cursor) if cursor else None
         async with tenant_tx(self.pool, tenant_id) as conn:
             rows = await self.repo.page(conn, tenant_id, filters, after, limit + 1)
         more = len(rows) > limit
         rows = rows[:limit]
-        next_cursor = encode_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
+        next_cursor = memory_cursor(rows[-1]["created_at"], rows[-1]["id"]) if more else None
         return [to_out(r) for r in rows], next_cursor
 
     async def search(self, tenant_id: str, request: HybridSearchRequest) -> list[dict[str, Any]]:
@@ -402,30 +403,35 @@ class MemoryService:
     # --- helpers -------------------------------------------------------------------------
 
     async def _announce(
-        self, conn: asyncpg.Connection, tenant_id: str, event_type: str, data: EventData
+        self, conn: asyncpg.Connection, tenant_id: str, event_type: str, *events: EventData
     ) -> None:
-        memory_id = getattr(data, "memory_id", "")
-        envelope = new_envelope(
-            event_type,
-            data,
-            tenant_id=tenant_id,
-            producer="memory",
-            idempotency_key=f"{event_type}:{memory_id}:{uuid.uuid4().hex}"
-            if event_type == "memory.updated"
-            else f"{event_type}:{memory_id}",
+        def key(data: EventData) -> str:
+            memory_id = getattr(data, "memory_id", "")
+            if event_type == "memory.updated":  # every update is a new event
+                return f"{event_type}:{memory_id}:{uuid.uuid4().hex}"
+            return f"{event_type}:{memory_id}"
+
+        await add_to_outbox(
+            conn,
+            SCHEMA,
+            *(
+                new_envelope(event_type, d, tenant_id=tenant_id, producer="memory", idempotency_key=key(d))
+                for d in events
+            ),
         )
-        await add_to_outbox(conn, SCHEMA, envelope)
 
     async def _announce_deleted(
         self, conn: asyncpg.Connection, tenant_id: str, rows: Sequence[dict[str, Any]], reason: str
     ) -> None:
-        for row in rows:
-            await self._announce(
-                conn,
-                tenant_id,
-                "memory.deleted",
-                MemoryDeleted(memory_id=row["id"], layer=row["layer"], reason=reason, subject=row["subject"]),
-            )
+        await self._announce(
+            conn,
+            tenant_id,
+            "memory.deleted",
+            *(
+                MemoryDeleted(memory_id=row["id"], layer=row["layer"], reason=reason, subject=row["subject"])
+                for row in rows
+            ),
+        )
 
 
 def _unique(items: Sequence[NewMemory]) -> list[NewMemory]:
@@ -457,18 +463,16 @@ def _not_found(memory_id: uuid.UUID) -> ProblemError:
     return ProblemError(404, f"Memory {memory_id} was not found.", slug="memory-not-found")
 
 
-def encode_cursor(created_at: datetime, memory_id: uuid.UUID) -> str:
-    raw = json.dumps([created_at.isoformat(), str(memory_id)]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+def memory_cursor(created_at: datetime, memory_id: uuid.UUID) -> str:
+    return encode_cursor(created_at.isoformat(), str(memory_id))
 
 
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+def decode_memory_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
+    created_at, memory_id = decode_cursor(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        created_at, memory_id = json.loads(raw)
         return datetime.fromisoformat(created_at), uuid.UUID(memory_id)
-    except (binascii.Error, ValueError, TypeError) as exc:
-        raise ProblemError(422, "The cursor is not valid.", slug="invalid-cursor") from exc
+    except ValueError as exc:
+        raise invalid_cursor() from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,7 @@ from typing import Any
 
 import asyncpg
 
-from rae_memory.adapters.sql import COLUMNS, LIVE, SCHEMA, Filters, vector_literal
+from rae_memory.adapters.sql import COLUMNS, LIVE, SCHEMA, Filters, vector_param, vectors_param
 
 __all__ = ["MemoryRepository", "NewDocument", "NewMemory"]
 
@@ -83,12 +83,12 @@ class MemoryRepository:
                 SELECT t.id, $1, t.content, t.layer,
                        ARRAY(SELECT jsonb_array_elements_text(t.tags::jsonb)), t.metadata::jsonb, t.source,
                        t.subject, t.importance, t.content_hash, t.expires_at, t.document_id,
-                       t.chunk_index, t.embedding::vector, $15
+                       t.chunk_index, ($14::real[])[(t.n - 1) * $16 + 1 : t.n * $16]::vector, $15
                 FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                             $8::text[], $9::real[], $10::text[], $11::timestamptz[], $12::uuid[],
-                            $13::integer[], $14::text[])
+                            $13::integer[]) WITH ORDINALITY
                      AS t(id, content, layer, tags, metadata, source, subject, importance,
-                          content_hash, expires_at, document_id, chunk_index, embedding)
+                          content_hash, expires_at, document_id, chunk_index, n)
                 ON CONFLICT (tenant_id, layer, content_hash) DO NOTHING
                 RETURNING {COLUMNS}""",
             tenant_id,
@@ -104,8 +104,9 @@ class MemoryRepository:
             [i.expires_at for i in items],
             [i.document_id for i in items],
             [i.chunk_index for i in items],
-            [vector_literal(v) for v in vectors] if vectors is not None else [None] * len(items),
+            vectors_param(vectors) if vectors else None,
             model,
+            len(vectors[0]) if vectors else 0,
         )
         order = {memory_id: n for n, memory_id in enumerate(ids)}
         return sorted((dict(r) for r in rows), key=lambda r: order[r["id"]])
@@ -168,8 +169,9 @@ class MemoryRepository:
             params.append(value)
             assignments.append(f"{column} = ${len(params)}")
         if vector is not None:
-            params.extend([vector_literal(vector), model])
-            assignments.append(f"embedding = ${len(params) - 1}::vector, embedding_model = ${len(params)}")
+            params.extend([vector_param(vector), model])
+            n = len(params)
+            assignments.append(f"embedding = ${n - 1}::real[]::vector, embedding_model = ${n}")
         assignments.append("updated_at = now()")
         row = await conn.fetchrow(
             f"""UPDATE {SCHEMA}.memories SET {", ".join(assignments)}

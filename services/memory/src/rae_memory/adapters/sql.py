@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import contextlib
-import json
-from collections.abc import AsyncIterator, Sequence
+import itertools
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-import asyncpg
-
-__all__ = ["COLUMNS", "LIVE", "SCHEMA", "Filters", "tenant_tx", "vector_literal"]
+__all__ = ["COLUMNS", "LIVE", "SCHEMA", "Filters", "vector_param", "vectors_param"]
 
 SCHEMA = "memory"
 COLUMNS = (
@@ -21,16 +18,17 @@ COLUMNS = (
 LIVE = "(expires_at IS NULL OR expires_at > now())"
 
 
-@contextlib.asynccontextmanager
-async def tenant_tx(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg.Connection]:
-    """A transaction that row-level security scopes to `tenant_id` (queries filter it too)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT set_config('rae.tenant_id', $1, true)", tenant_id)
-        yield conn
+def vector_param(vector: Sequence[float]) -> list[float]:
+    """A vector as a `real[]` parameter (cast `$n::real[]::vector` in SQL).
+
+    asyncpg sends `real[]` in binary: no float formatting here and no text parsing in Postgres
+    (half the time of a `'[...]'::vector` literal for a 256-row insert)."""
+    return list(vector)
 
 
-def vector_literal(vector: Sequence[float]) -> str:
-    return json.dumps(list(vector))
+def vectors_param(vectors: Sequence[Sequence[float]]) -> list[float]:
+    """Many vectors as ONE flat `real[]`; row n (from 1) is the slice `[(n-1)*d+1 : n*d]`."""
+    return list(itertools.chain.from_iterable(vectors))
 
 
 @dataclass(frozen=True, slots=True)

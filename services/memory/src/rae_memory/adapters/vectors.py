@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import asyncpg
 from qdrant_client import AsyncQdrantClient, models
 
-from rae_memory.adapters.sql import SCHEMA, Filters, vector_literal
+from rae_memory.adapters.sql import SCHEMA, Filters, vector_param
 
 __all__ = ["PgVectorIndex", "QdrantIndex", "VectorIndex", "VectorItem"]
 
@@ -73,13 +73,13 @@ class PgVectorIndex:
     ) -> list[uuid.UUID]:
         await conn.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
         await conn.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, limit)}")
-        params: list[Any] = [tenant_id, vector_literal(vector)]
+        params: list[Any] = [tenant_id, vector_param(vector)]
         where = filters.sql(params)
         params.append(limit)
         rows = await conn.fetch(
             f"""SELECT id FROM {SCHEMA}.memories
                 WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
-                ORDER BY embedding <=> $2::vector LIMIT ${len(params)}""",
+                ORDER BY embedding <=> $2::real[]::vector LIMIT ${len(params)}""",
             *params,
         )
         return [row["id"] for row in rows]
