@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import ConsumerRecord
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
@@ -27,6 +27,7 @@ __all__ = [
     "BrokerUnavailable",
     "ConsumedRecord",
     "Handler",
+    "KafkaBroadcastLoop",
     "KafkaConsumerLoop",
     "KafkaPublisher",
     "OutgoingRecord",
@@ -268,7 +269,10 @@ class KafkaConsumerLoop:
                     if self._stopping.is_set():
                         return
                     await self._handle(record)
-                    await consumer.commit({tp: record.offset + 1})
+                    await self._commit(consumer, tp, record.offset + 1)
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        await consumer.commit({tp: offset})
 
     async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
         headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
@@ -334,6 +338,35 @@ class KafkaConsumerLoop:
         await self.dlq.send_records([OutgoingRecord(TOPIC_DLQ, record.value or b"", key, dlq_headers)])
         self.dead_lettered += 1
         _log.error("record %s/%d@%d dead-lettered: %s", record.topic, record.partition, record.offset, error)
+
+
+class KafkaBroadcastLoop(KafkaConsumerLoop):
+    """Every replica reads every record from the moment it starts: no group, no commits.
+
+    For cache invalidation across replicas, where what happened while a replica was down does
+    not matter (its cache expires anyway) and group rebalances would only add delay."""
+
+    def _new_consumer(self) -> AIOKafkaConsumer:
+        return AIOKafkaConsumer(
+            *self.topics,
+            bootstrap_servers=self.bootstrap_servers,
+            group_id=None,
+            client_id=self.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="latest",
+        )
+
+    async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:  # noqa: ARG002
+        return None  # no group, nothing to commit to
+
+    async def _dead_letter(
+        self,
+        record: ConsumerRecord[bytes, bytes],
+        headers: dict[str, str],  # noqa: ARG002
+        error: str,
+        attempts: int,  # noqa: ARG002
+    ) -> None:
+        _log.error("record %s/%d@%d dropped: %s", record.topic, record.partition, record.offset, error)
 
 
 async def create_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int = 3) -> None:

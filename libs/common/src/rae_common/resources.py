@@ -16,10 +16,11 @@ import redis.asyncio as aioredis
 
 from rae_common.app import ServiceState
 from rae_common.db import Migration, apply_migrations, create_pool
-from rae_common.messaging import Handler, KafkaConsumerLoop, KafkaPublisher
+from rae_common.messaging import Handler, KafkaBroadcastLoop, KafkaConsumerLoop, KafkaPublisher
 from rae_common.outbox import OutboxRelay, shared_migrations
 
 __all__ = [
+    "kafka_broadcast",
     "kafka_consumer",
     "kafka_publisher",
     "neo4j_driver",
@@ -123,6 +124,30 @@ async def kafka_consumer(
 
     state.add_check("kafka-consumer", probe)
     state.resources["consumer"] = loop
+    try:
+        yield loop
+    finally:
+        await loop.stop()
+
+
+@contextlib.asynccontextmanager
+async def kafka_broadcast(
+    state: ServiceState, *, name: str, topics: Sequence[str], handler: Handler
+) -> AsyncIterator[KafkaBroadcastLoop]:
+    """Every record of `topics` from now on, in every replica (no group): for cache invalidation.
+
+    Not a readiness check: a replica that misses records falls back on its cache's expiry. A
+    handler that keeps failing drops the record (logged), having no dead-letter topic to feed."""
+    settings = state.settings
+    loop = KafkaBroadcastLoop(
+        settings.kafka_bootstrap_servers,
+        group_id=name,
+        topics=topics,
+        handler=handler,
+        tracer_provider=state.tracer_provider,
+        max_attempts=3,
+    )
+    loop.start()
     try:
         yield loop
     finally:

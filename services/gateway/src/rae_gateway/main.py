@@ -12,9 +12,12 @@ from rae_common import resources
 from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.contracts.memory import IngestText
 from rae_common.db import load_migrations
+from rae_common.events import TOPIC_COST, Envelope
+from rae_common.messaging import ConsumedRecord
 from rae_common.settings import ServiceSettings
+from rae_gateway.adapters.budget import BudgetStore
 from rae_gateway.adapters.keys import SCHEMA, KeyStore
-from rae_gateway.api import admin, routes
+from rae_gateway.api import admin, governance, routes
 from rae_gateway.api.limits import QuotaHeadersMiddleware, RateLimits
 from rae_gateway.api.models import Problem
 from rae_gateway.api.openapi import document_models
@@ -33,6 +36,17 @@ class GatewaySettings(ServiceSettings):
     tenant_limits_cache_s: float = Field(default=5.0, ge=0)
     # At most one write of an API key's last_used_at per this many seconds.
     api_key_touch_interval_s: float = Field(default=60.0, ge=0)
+    # Seconds the gateway waits for a service's answer (a 1,000-memory batch embeds for ~15 s on
+    # 2 cores; an LLM call may take a minute).
+    upstream_timeout_s: float = Field(default=120.0, gt=0)
+    # Cost guard: how long replicas share a tenant's budget state read from the cost service
+    # (a budget event or a budget change through the gateway drops it at once).
+    cost_guard_cache_s: float = Field(default=5.0, ge=0)
+    # True: let token-spending requests through when the budget state cannot be read (cost
+    # service or Redis down); false answers 503 instead, so budgets stay binding.
+    cost_guard_fail_open: bool = False
+    # Output tokens reserved for POST /v1/ml/extract (it takes no max_tokens).
+    cost_guard_extract_output_tokens: int = Field(default=2048, ge=1)
 
     def default_limits(self) -> dict[str, int]:
         return {
@@ -57,7 +71,27 @@ def _setup_for(settings: GatewaySettings) -> Setup:
                 settings.default_limits(),
                 TenantLimitsCache(store.tenant_limits, settings.tenant_limits_cache_s),
             )
-            yield
+            assert state.http is not None
+            budgets = BudgetStore(
+                redis,
+                state.http,
+                settings.cost_url,
+                cache_s=settings.cost_guard_cache_s,
+                reservation_ttl_s=settings.upstream_timeout_s,
+                fail_open=settings.cost_guard_fail_open,
+                extract_output_tokens=settings.cost_guard_extract_output_tokens,
+            )
+            state.resources["budget"] = budgets
+
+            async def on_budget_event(envelope: Envelope, _meta: ConsumedRecord) -> None:
+                # A limit was reached or neared: the next request reads the new state.
+                if envelope.type.startswith("budget."):
+                    await budgets.forget(envelope.tenant_id)
+
+            async with resources.kafka_broadcast(
+                state, name="gateway-budget", topics=[TOPIC_COST], handler=on_budget_event
+            ):
+                yield
 
     return setup
 
@@ -68,8 +102,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         settings,
         title="RAE gateway",
         description="The public API of RAE: long-term memory for LLM agents.",
-        routers=[routes.router, admin.router],
+        routers=[routes.router, governance.router, admin.router],
         setup=_setup_for(settings),
+        http_timeout_s=settings.upstream_timeout_s,
     )
     app.add_middleware(QuotaHeadersMiddleware)
     # Models the routes name by reference only (problem documents, the JSON ingestion body).

@@ -21,6 +21,17 @@ PUBLIC = {
     ("delete", "/v1/memories/{memory_id}"): ({}, "204", None),
     ("post", "/v1/search/hybrid"): ({"application/json": "HybridSearchRequest"}, "200", "SearchResponse"),
     ("post", "/v1/ml/embed"): ({"application/json": "EmbedRequest"}, "200", "EmbedResponse"),
+    ("post", "/v1/ml/generate"): ({"application/json": "GenerateRequest"}, "200", "GenerateResponse"),
+    ("post", "/v1/ml/extract"): ({"application/json": "ExtractRequest"}, "200", "ExtractResponse"),
+    ("get", "/v1/governance/tenant/{tenant_id}/budget"): ({}, "200", "BudgetOut"),
+    ("put", "/v1/governance/tenant/{tenant_id}/budget"): (
+        {"application/json": "BudgetIn"},
+        "200",
+        "BudgetOut",
+    ),
+    ("get", "/v1/governance/tenant/{tenant_id}"): ({}, "200", "TenantUsage"),
+    ("get", "/v1/governance/overview"): ({}, "200", "Overview"),
+    ("get", "/v1/cost/logs"): ({}, "200", "CostLogPage"),
     ("get", "/v1/events/log"): ({}, "200", "EventPage"),
     ("get", "/v1/status"): ({}, "200", "SuiteStatus"),
     ("post", "/v1/admin/tenants"): ({"application/json": "TenantCreate"}, "201", "TenantOut"),
@@ -45,6 +56,8 @@ LIMITED = {
     ("post", "/v1/memories/batch"),
     ("post", "/v1/memories/ingest"),
     ("post", "/v1/search/hybrid"),
+    ("post", "/v1/ml/generate"),
+    ("post", "/v1/ml/extract"),
 }
 
 

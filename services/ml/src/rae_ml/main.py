@@ -2,21 +2,66 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from typing import Literal
 
+import httpx
 from fastapi import FastAPI
-from pydantic import Field
+from opentelemetry import trace
+from opentelemetry.sdk.trace import SpanProcessor
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
 from rae_common.settings import ServiceSettings
+from rae_common.telemetry import instrument_httpx
 from rae_ml.adapters.cache import RedisVectorCache
+from rae_ml.adapters.local_chat import LocalChatProvider
+from rae_ml.adapters.openai_compat import OpenAICompatibleClient, OpenAIEmbedder, ProviderMetrics, RetryPolicy
 from rae_ml.adapters.sentence_transformer import MINILM, load_local_embedder
+from rae_ml.adapters.tokenizer import load_minilm_counter
 from rae_ml.api.routes import router
-from rae_ml.domain.embeddings import ModelRegistry
+from rae_ml.domain.embeddings import ModelInfo, ModelRegistry
+from rae_ml.domain.generation import LOCAL_MODEL, LOCAL_PROVIDER, GenerationCatalog
+from rae_ml.domain.pricing import Price, load_pricing
+from rae_ml.domain.resilience import Backoff, CircuitBreaker
+from rae_ml.extraction_service import ExtractionService
+from rae_ml.generation_service import GenerationService
 from rae_ml.service import EmbeddingMetrics, EmbeddingService
+from rae_ml.usage import UsageLedger, UsageMetrics
+
+SCHEMA = "ml"
+
+
+class EmbeddingModelConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    dimensions: int = Field(ge=1, le=65_536)
+    max_tokens: int = Field(default=8191, ge=1)
+
+
+class ProviderConfig(BaseModel):
+    """One entry of `ML_PROVIDERS`: an OpenAI-compatible API and the models it offers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,62}$")
+    kind: Literal["openai"] = "openai"
+    base_url: str = Field(pattern=r"^https?://\S+$", description="Up to and including `/v1`.")
+    api_key: SecretStr | None = None
+    models: list[str] = Field(default_factory=list, description="Generation (chat) models.")
+    embedding_models: list[EmbeddingModelConfig] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _not_local(cls, value: str) -> str:
+        if value == LOCAL_PROVIDER:
+            raise ValueError("the name `local` belongs to the built-in offline provider")
+        return value
 
 
 class MLSettings(ServiceSettings):
@@ -27,36 +72,147 @@ class MLSettings(ServiceSettings):
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
     ml_torch_threads: int = Field(default=2, ge=1)
 
+    ml_providers: list[ProviderConfig] = Field(default_factory=list)
+    ml_default_generate_model: str = LOCAL_MODEL
+    ml_extract_model: str | None = None
+    ml_provider_timeout_s: float = Field(default=60.0, gt=0)
+    ml_provider_max_retries: int = Field(default=2, ge=0, le=10)
+    ml_provider_backoff_base_s: float = Field(default=0.5, gt=0)
+    ml_provider_backoff_max_s: float = Field(default=8.0, gt=0)
+    ml_breaker_failures: int = Field(default=5, ge=1)
+    ml_breaker_reset_s: float = Field(default=30.0, gt=0)
+    ml_pricing_file: str | None = None
+    ml_price_overrides: dict[str, Price] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique_providers(self) -> MLSettings:
+        names = [p.name for p in self.ml_providers]
+        if len(set(names)) != len(names):
+            raise ValueError("ML_PROVIDERS names must be unique")
+        return self
+
 
 def default_models(settings: MLSettings) -> ModelRegistry:
-    """Every embedding model this service offers, by name."""
+    """Every local embedding model this service offers, by name."""
     registry = ModelRegistry(default=settings.embedding_model)
     registry.register(MINILM, functools.partial(load_local_embedder, settings.ml_torch_threads))
     return registry
 
 
-def create_app(settings: MLSettings | None = None, *, models: ModelRegistry | None = None) -> FastAPI:
-    """`models` replaces the default registry (tests hand in a model loaded once per session)."""
+def generation_catalog(providers: Sequence[ProviderConfig]) -> GenerationCatalog:
+    catalog = GenerationCatalog()
+    catalog.add(LOCAL_PROVIDER, LOCAL_MODEL)
+    for provider in providers:
+        for model in provider.models:
+            catalog.add(provider.name, model)
+    return catalog
+
+
+def _remote_embedding_infos(settings: MLSettings) -> list[ModelInfo]:
+    return [
+        ModelInfo(name=m.name, dimensions=m.dimensions, provider=p.name, max_tokens=m.max_tokens)
+        for p in settings.ml_providers
+        for m in p.embedding_models
+    ]
+
+
+@contextlib.asynccontextmanager
+async def _provider_clients(
+    state: ServiceState, settings: MLSettings, metrics: ProviderMetrics
+) -> AsyncIterator[dict[str, OpenAICompatibleClient]]:
+    """One pooled HTTP client, breaker and retry policy per configured provider."""
+    timeout = settings.ml_provider_timeout_s
+    policy = RetryPolicy(
+        settings.ml_provider_max_retries,
+        Backoff(settings.ml_provider_backoff_base_s, settings.ml_provider_backoff_max_s),
+    )
+    async with contextlib.AsyncExitStack() as stack:
+        clients: dict[str, OpenAICompatibleClient] = {}
+        for provider in settings.ml_providers:
+            headers = (
+                {"Authorization": f"Bearer {provider.api_key.get_secret_value()}"} if provider.api_key else {}
+            )
+            http = await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=provider.base_url,
+                    headers=headers,
+                    timeout=httpx.Timeout(timeout, connect=min(timeout, 5.0)),
+                    limits=httpx.Limits(max_connections=100, max_keepalive_connections=20),
+                )
+            )
+            instrument_httpx(http, state.tracer_provider)
+            breaker = CircuitBreaker(settings.ml_breaker_failures, settings.ml_breaker_reset_s)
+            clients[provider.name] = OpenAICompatibleClient(provider.name, http, breaker, policy, metrics)
+        yield clients
+
+
+def create_app(
+    settings: MLSettings | None = None,
+    *,
+    models: ModelRegistry | None = None,
+    span_processors: tuple[SpanProcessor, ...] = (),
+) -> FastAPI:
+    """`models` replaces the default registry (tests hand in a model loaded once per session);
+    `span_processors` see every span (tests export them in memory)."""
     settings = settings or MLSettings()
     registry = models or default_models(settings)
-    registry.resolve(None)  # an unknown default model is a configuration error: fail now
+    # Configuration errors fail now, not at the first request.
+    registry.resolve(None)
+    remote_infos = _remote_embedding_infos(settings)
+    names = [*registry.names, *(info.name for info in remote_infos)]
+    if len(set(names)) != len(names):
+        raise ValueError(f"embedding model names must be unique across providers: {names}")
+    catalog = generation_catalog(settings.ml_providers)
+    catalog.resolve(settings.ml_default_generate_model)
+    extract_model = settings.ml_extract_model or settings.ml_default_generate_model
+    catalog.resolve(extract_model)
+    prices = load_pricing(settings.ml_pricing_file, settings.ml_price_overrides)
 
     @contextlib.asynccontextmanager
     async def setup(state: ServiceState) -> AsyncIterator[None]:
-        async with resources.redis_client(state) as redis:
-            service = EmbeddingService(
+        async with (
+            resources.redis_client(state) as redis,
+            resources.postgres_with_outbox(state, SCHEMA, []) as pool,
+            _provider_clients(state, settings, provider_metrics) as clients,
+        ):
+            counter = await asyncio.to_thread(load_minilm_counter)
+            ledger = UsageLedger(
+                pool,
+                SCHEMA,
+                state.get("relay").wake,
+                prices,
+                usage_metrics,
+                trace.get_tracer("rae.ml", tracer_provider=state.tracer_provider),
+                producer=settings.service_name,
+            )
+            remote = [OpenAIEmbedder(clients[info.provider], info) for info in remote_infos]
+            embeddings = EmbeddingService(
                 registry,
                 RedisVectorCache(redis, settings.embedding_cache_ttl_s),
-                metrics,
+                embedding_metrics,
                 batch_size=settings.embedding_batch_size,
+                remote=remote,
+                counter=counter,
             )
-            service.start_loading()
-            state.add_check("model", service.check_loaded)
-            state.resources["embeddings"] = service
+            generation = GenerationService(
+                catalog,
+                {LOCAL_PROVIDER: LocalChatProvider(counter), **clients},
+                ledger,
+                counter,
+                default_model=settings.ml_default_generate_model,
+            )
+            embeddings.start_loading()
+            state.add_check("model", embeddings.check_loaded)
+            state.resources.update(
+                embeddings=embeddings,
+                generation=generation,
+                extraction=ExtractionService(generation, default_model=extract_model),
+                ledger=ledger,
+            )
             try:
                 yield
             finally:
-                await service.close()
+                await embeddings.close()
 
     app = create_service_app(
         settings,
@@ -64,7 +220,11 @@ def create_app(settings: MLSettings | None = None, *, models: ModelRegistry | No
         description="Embeddings, LLM generation and extraction; reports tokens and cost of every call.",
         routers=[router],
         setup=setup,
+        span_processors=span_processors,
     )
     # Registered with the app's registry once, not at each run of its lifespan.
-    metrics = EmbeddingMetrics(app.state.rae.metrics.registry)
+    metrics_registry = app.state.rae.metrics.registry
+    embedding_metrics = EmbeddingMetrics(metrics_registry)
+    provider_metrics = ProviderMetrics(metrics_registry)
+    usage_metrics = UsageMetrics(metrics_registry)
     return app

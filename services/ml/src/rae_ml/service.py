@@ -16,10 +16,13 @@ from rae_ml.domain.embeddings import (
     Embedder,
     ModelInfo,
     ModelRegistry,
+    RemoteEmbedder,
+    UnknownModel,
     VectorCache,
     batched,
     cache_key,
 )
+from rae_ml.domain.extractive import TokenCounter
 
 __all__ = ["Embedding", "EmbeddingMetrics", "EmbeddingService", "ModelUnavailable"]
 
@@ -36,6 +39,7 @@ class Embedding:
     vectors: list[list[float]]
     cached: int
     prompt_tokens: int
+    estimated: bool = False
 
 
 class EmbeddingMetrics:
@@ -56,7 +60,8 @@ class EmbeddingMetrics:
 
 
 class EmbeddingService:
-    """Embeds texts with the registered models, loaded in worker threads at start-up."""
+    """Embeds texts with the registered local models, loaded in worker threads at start-up,
+    and with the models of remote providers."""
 
     def __init__(
         self,
@@ -65,11 +70,20 @@ class EmbeddingService:
         metrics: EmbeddingMetrics,
         *,
         batch_size: int,
+        remote: Sequence[RemoteEmbedder] = (),
+        counter: TokenCounter | None = None,
     ) -> None:
         self.registry = registry
         self.cache = cache
         self.metrics = metrics
         self.batch_size = batch_size
+        self.remote = {r.info.name: r for r in remote}
+        clash = set(self.remote) & set(registry.names)
+        if clash or len(self.remote) < len(remote):
+            raise ValueError("an embedding model name is offered twice; embedding model names must be unique")
+        if self.remote and counter is None:
+            raise ValueError("remote embedding models need a token counter for their estimates")
+        self.counter = counter
         self._loading: dict[str, asyncio.Task[Embedder]] = {}
         # Two cores: one encode at a time uses them fully; parallel encodes would only thrash.
         self._encode_lock = asyncio.Lock()
@@ -102,14 +116,33 @@ class EmbeddingService:
         except Exception as exc:
             raise ModelUnavailable(f"embedding model {name} is not available: {exc}") from exc
 
+    @property
+    def infos(self) -> list[ModelInfo]:
+        return [*self.registry.infos, *(r.info for r in self.remote.values())]
+
+    def resolve(self, model: str | None) -> ModelInfo:
+        """The model called `model` or `<provider>/<model>` (the default one for None).
+        Raises UnknownModel."""
+        if model is not None:
+            remote = self.remote.get(model) or self.remote.get(model.partition("/")[2])
+            if remote is not None and model in (
+                remote.info.name,
+                f"{remote.info.provider}/{remote.info.name}",
+            ):
+                return remote.info
+        try:
+            return self.registry.resolve(model)
+        except UnknownModel as exc:
+            raise UnknownModel(exc.name, [*exc.known, *self.remote]) from None
+
     async def embed(self, texts: Sequence[str], model: str | None = None) -> Embedding:
         """Vectors for `texts`, in order; cached vectors are reused, the rest encoded and cached.
 
         `prompt_tokens` counts the texts the model encoded: a cached vector costs nothing.
-        Raises UnknownModel, ModelUnavailable.
+        Raises UnknownModel, ModelUnavailable, and for remote models ProviderError,
+        ProviderTimeout, ProviderUnavailable.
         """
-        info = self.registry.resolve(model)
-        embedder = await self.embedder(info.name)
+        info = self.resolve(model)
         keys = [cache_key(info.name, text) for text in texts]
         cache_up = True
         try:
@@ -127,10 +160,20 @@ class EmbeddingService:
                 missing.setdefault(key, text)
         computed: dict[str, list[float]] = {}
         tokens = 0
+        estimated = False
+        remote = self.remote.get(info.name)
+        embedder = None if remote is not None else await self.embedder(info.name)
         for batch in batched(list(missing), self.batch_size):
-            batch_vectors, batch_tokens = await self._encode(embedder, [missing[k] for k in batch])
+            batch_texts = [missing[k] for k in batch]
+            if remote is not None:
+                batch_vectors, batch_tokens, batch_estimated = await self._encode_remote(remote, batch_texts)
+                estimated = estimated or batch_estimated
+            else:
+                assert embedder is not None
+                batch_vectors, counts = await self._encode(embedder, batch_texts)
+                batch_tokens = sum(counts)
             computed.update(zip(batch, batch_vectors, strict=True))
-            tokens += sum(batch_tokens)
+            tokens += batch_tokens
         if computed and cache_up:
             try:
                 await self.cache.put_many(computed)
@@ -144,7 +187,17 @@ class EmbeddingService:
             vectors=[v if v is not None else computed[k] for k, v in zip(keys, vectors, strict=True)],
             cached=cached,
             prompt_tokens=tokens,
+            estimated=estimated,
         )
+
+    async def _encode_remote(
+        self, remote: RemoteEmbedder, texts: list[str]
+    ) -> tuple[list[list[float]], int, bool]:
+        result = await remote.embed(texts)
+        if result.prompt_tokens is not None:
+            return result.vectors, result.prompt_tokens, False
+        assert self.counter is not None
+        return result.vectors, sum(await asyncio.to_thread(self.counter.count, texts)), True
 
     async def _encode(self, embedder: Embedder, texts: list[str]) -> tuple[list[list[float]], list[int]]:
         async with self._encode_lock:

@@ -177,19 +177,35 @@ async def test_tenant_header_is_required(client: httpx.AsyncClient) -> None:
     assert response.json()["type"].endswith("/tenant-required")
 
 
-async def test_models_lists_the_default_model(client: httpx.AsyncClient) -> None:
+async def test_models_lists_the_default_models(client: httpx.AsyncClient) -> None:
     response = await client.get("/v1/ml/models")
     assert response.status_code == 200
     assert response.json() == {
-        "items": [{"name": "all-MiniLM-L6-v2", "dimensions": 384, "provider": "local", "max_tokens": 256}],
+        "items": [
+            {
+                "name": "all-MiniLM-L6-v2",
+                "kind": "embedding",
+                "dimensions": 384,
+                "provider": "local",
+                "max_tokens": 256,
+            },
+            {
+                "name": "local-extractive",
+                "kind": "generation",
+                "dimensions": None,
+                "provider": "local",
+                "max_tokens": None,
+            },
+        ],
         "default": "all-MiniLM-L6-v2",
+        "default_generate": "local-extractive",
     }
 
 
-async def test_readiness_reports_model_and_redis(client: httpx.AsyncClient) -> None:
+async def test_readiness_reports_model_redis_postgres_and_kafka(client: httpx.AsyncClient) -> None:
     response = await ready(client)
     assert response.status_code == 200
-    assert response.json()["checks"] == {"redis": "ok", "model": "ok"}
+    assert response.json()["checks"] == {"redis": "ok", "postgres": "ok", "kafka": "ok", "model": "ok"}
 
 
 async def test_metrics_count_hits_and_misses_and_time_batches(client: httpx.AsyncClient) -> None:

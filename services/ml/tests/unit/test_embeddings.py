@@ -13,6 +13,7 @@ from rae_ml.domain.embeddings import (
     CacheUnavailable,
     ModelInfo,
     ModelRegistry,
+    RemoteVectors,
     UnknownModel,
     batched,
     cache_key,
@@ -148,3 +149,75 @@ async def test_a_cached_vector_of_the_wrong_size_is_recomputed() -> None:
     assert result.cached == 0
     assert result.vectors == [vector_of("a")]
     assert cache.values[cache_key(FAKE.name, "a")] == vector_of("a")
+
+
+REMOTE = ModelInfo(name="remote-4d", dimensions=4, provider="acme", max_tokens=8191)
+
+
+class FakeRemote:
+    """A provider's model; `reports_tokens` False plays a provider that sends no usage."""
+
+    info = REMOTE
+
+    def __init__(self, reports_tokens: bool = True) -> None:
+        self.reports_tokens = reports_tokens
+        self.batches: list[list[str]] = []
+
+    async def embed(self, texts: Sequence[str]) -> RemoteVectors:
+        self.batches.append(list(texts))
+        return RemoteVectors([vector_of(t) for t in texts], 100 * len(texts) if self.reports_tokens else None)
+
+
+class WordCounter:
+    def count(self, texts: Sequence[str]) -> list[int]:
+        return [len(text.split()) for text in texts]
+
+
+def with_remote(remote: FakeRemote, cache: DictCache) -> EmbeddingService:
+    return EmbeddingService(
+        registry_with(FakeEmbedder()),
+        cache,
+        EmbeddingMetrics(CollectorRegistry()),
+        batch_size=2,
+        remote=[remote],
+        counter=WordCounter(),
+    )
+
+
+def test_remote_models_resolve_by_name_or_provider_and_name() -> None:
+    service = with_remote(FakeRemote(), DictCache())
+    assert service.resolve("remote-4d") == REMOTE
+    assert service.resolve("acme/remote-4d") == REMOTE
+    assert service.resolve("local/fake-4d") == FAKE
+    assert service.resolve(None) == FAKE
+    with pytest.raises(UnknownModel) as caught:
+        service.resolve("other/remote-4d")
+    assert caught.value.known == ["fake-4d", "remote-4d"]
+    assert [i.name for i in service.infos] == ["fake-4d", "remote-4d"]
+
+
+async def test_remote_embeddings_are_batched_cached_and_counted_by_the_provider() -> None:
+    remote, cache = FakeRemote(), DictCache()
+    service = with_remote(remote, cache)
+
+    first = await service.embed(["a b", "c", "d"], "remote-4d")
+    again = await service.embed(["a b", "e"], "acme/remote-4d")
+
+    assert first.vectors == [vector_of("a b"), vector_of("c"), vector_of("d")]
+    assert (first.prompt_tokens, first.estimated, first.cached) == (300, False, 0)
+    assert (again.cached, again.prompt_tokens) == (1, 100)
+    assert remote.batches == [["a b", "c"], ["d"], ["e"]]
+
+
+async def test_remote_embeddings_without_a_provider_count_are_estimated() -> None:
+    service = with_remote(FakeRemote(reports_tokens=False), DictCache())
+    result = await service.embed(["one two three", "four"], "remote-4d")
+    assert (result.prompt_tokens, result.estimated) == (4, True)
+
+
+def test_a_remote_model_may_not_shadow_a_local_one() -> None:
+    class Shadow(FakeRemote):
+        info = ModelInfo(name=FAKE.name, dimensions=4, provider="acme", max_tokens=8)
+
+    with pytest.raises(ValueError, match="unique"):
+        with_remote(Shadow(), DictCache())

@@ -226,10 +226,14 @@ async def logs(
         return f"${len(params)}"
 
     conditions = ["tenant_id = $1"]
-    for column in ("model", "provider", "request_id"):
+    for column in ("model", "provider"):
         value = getattr(filters, column)
         if value is not None:
             conditions.append(f"{column} = {bind(value)}")
+    if filters.request_id is not None:
+        # ml records `<X-Request-ID>.<call>`: the HTTP request's id finds all of its calls.
+        value = bind(filters.request_id)
+        conditions.append(f"(request_id = {value} OR left(request_id, length({value}) + 1) = {value} || '.')")
     if filters.since is not None:
         conditions.append(f"occurred_at >= {bind(filters.since)}")
     if filters.until is not None:

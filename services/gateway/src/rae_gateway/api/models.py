@@ -36,6 +36,7 @@ class Problem(BaseModel):
 
 _PROBLEM_DESCRIPTIONS = {
     401: "No credential, or a bad, expired or revoked one (`WWW-Authenticate: Bearer`).",
+    402: "The tenant's token or USD budget is spent (`period`, `metric`, `limit`, `used`, `Retry-After`).",
     403: "The credential lacks the scope the route needs (`required_scope` names it).",
     404: "No such resource for this tenant.",
     409: "The resource already exists.",

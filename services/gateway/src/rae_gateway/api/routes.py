@@ -26,7 +26,15 @@ from rae_common.contracts.memory import (
     MemoryPatch,
     SearchResponse,
 )
-from rae_common.contracts.ml import EmbedRequest, EmbedResponse
+from rae_common.contracts.ml import (
+    EmbedRequest,
+    EmbedResponse,
+    ExtractRequest,
+    ExtractResponse,
+    GenerateRequest,
+    GenerateResponse,
+)
+from rae_gateway.api.budget import BudgetDep, guarded_forward
 from rae_gateway.api.limits import rate_limit
 from rae_gateway.api.models import (
     INGEST_OPENAPI,
@@ -36,6 +44,7 @@ from rae_gateway.api.models import (
 )
 from rae_gateway.api.proxy import forward, service_url
 from rae_gateway.api.security import DOCUMENTED_CREDENTIALS, PrincipalDep, require_scope
+from rae_gateway.domain.budget import estimate_tokens
 from rae_gateway.domain.limits import Quota
 
 router = APIRouter(prefix="/v1", dependencies=DOCUMENTED_CREDENTIALS, responses=problems(401, 403, 422, 503))
@@ -50,6 +59,7 @@ EventsReadDep = Annotated[Principal, Depends(require_scope("events:read"))]
 # Declared after the credential in each route: the limit is keyed on the principal it set.
 CreateQuotaDep = Annotated[Quota | None, Depends(rate_limit("memories_create"))]
 SearchQuotaDep = Annotated[Quota | None, Depends(rate_limit("search"))]
+GenerateQuotaDep = Annotated[Quota | None, Depends(rate_limit("ml_generate"))]
 _LIMITED = problems(429, 413)
 _WITH_BODY = problems(413)
 
@@ -202,6 +212,51 @@ async def embed(
     principal: MlUseDep,
 ) -> Response:
     return await forward(state, request, "ml", "/v1/ml/embed", principal)
+
+
+_SPENDS = problems(402, 413, 429)
+
+
+@router.post(
+    "/ml/generate",
+    tags=["ml"],
+    response_model=GenerateResponse,
+    responses={
+        **_SPENDS,
+        200: {"content": {"text/event-stream": {"description": "With `stream: true` (see the ml API)."}}},
+    },
+    summary="Generate a chat completion (budget-guarded; optional JSON schema or SSE streaming).",
+)
+async def generate(
+    body: GenerateRequest,
+    request: Request,
+    state: StateDep,
+    principal: MlUseDep,
+    _quota: GenerateQuotaDep,
+) -> Response:
+    reserve = estimate_tokens(sum(len(m.content) for m in body.messages), body.max_tokens)
+    return await guarded_forward(
+        state, request, "ml", "/v1/ml/generate", principal, reserve_tokens=reserve, stream=body.stream
+    )
+
+
+@router.post(
+    "/ml/extract",
+    tags=["ml"],
+    response_model=ExtractResponse,
+    responses=_SPENDS,
+    summary="Extract entities and relations from text (budget-guarded).",
+)
+async def extract(
+    body: ExtractRequest,
+    request: Request,
+    state: StateDep,
+    principal: MlUseDep,
+    _quota: GenerateQuotaDep,
+    budgets: BudgetDep,
+) -> Response:
+    reserve = estimate_tokens(len(body.text), budgets.extract_output_tokens)
+    return await guarded_forward(state, request, "ml", "/v1/ml/extract", principal, reserve_tokens=reserve)
 
 
 @router.get(

@@ -1,1 +1,2 @@
-"""Drivers: the local model (sentence-transformers/torch) and the Redis vector cache."""
+"""Drivers: the local model (sentence-transformers/torch) and its tokenizer, the Redis vector
+cache, OpenAI-compatible HTTP providers, and the offline chat provider."""

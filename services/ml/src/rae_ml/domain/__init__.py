@@ -1,4 +1,5 @@
-"""Pure embedding logic: no driver, no web framework."""
+"""Pure logic of embeddings, generation, extraction, pricing and resilience: no driver, no web
+framework."""
 
 from rae_ml.domain.embeddings import (
     CACHE_KEY_PREFIX,

@@ -13,6 +13,8 @@ __all__ = [
     "Embedder",
     "ModelInfo",
     "ModelRegistry",
+    "RemoteEmbedder",
+    "RemoteVectors",
     "UnknownModel",
     "VectorCache",
     "batched",
@@ -52,6 +54,24 @@ class Embedder(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class RemoteVectors:
+    vectors: list[list[float]]
+    prompt_tokens: int | None  # None: the provider did not say
+
+
+class RemoteEmbedder(Protocol):
+    """A model behind an API (an OpenAI-compatible `/embeddings`): asynchronous, no local
+    weights, answers L2-normalised vectors of `info.dimensions` floats."""
+
+    @property
+    def info(self) -> ModelInfo: ...
+
+    async def embed(self, texts: Sequence[str]) -> RemoteVectors:
+        """Raises ProviderError, ProviderTimeout, ProviderUnavailable."""
+        ...
+
+
 class CacheUnavailable(ConnectionError):
     """The vector cache did not answer; the caller computes instead."""
 
@@ -72,10 +92,6 @@ class ModelInfo:
     dimensions: int
     provider: str
     max_tokens: int
-    usd_per_million_tokens: float = 0.0
-
-    def cost_usd(self, tokens: int) -> float:
-        return tokens * self.usd_per_million_tokens / 1_000_000
 
 
 class UnknownModel(LookupError):
@@ -92,11 +108,8 @@ class _Entry:
 
 
 class ModelRegistry:
-    """Embedding models by name, each with the function that builds its `Embedder`.
-
-    Providers (the local sentence-transformers model today, OpenAI-compatible APIs later)
-    register here; routes only ever see model names.
-    """
+    """Local embedding models by name, each with the function that builds its `Embedder`
+    (models behind an API are `RemoteEmbedder`s, handed to the embedding service beside this)."""
 
     def __init__(self, default: str) -> None:
         self.default = default
@@ -116,8 +129,12 @@ class ModelRegistry:
         return [entry.info for entry in self._entries.values()]
 
     def resolve(self, name: str | None) -> ModelInfo:
-        """The model called `name` (the default one for None)."""
+        """The model called `name` or `<provider>/<name>` (the default one for None)."""
         entry = self._entries.get(name or self.default)
+        if entry is None and name and "/" in name:
+            provider, _, bare = name.partition("/")
+            found = self._entries.get(bare)
+            entry = found if found is not None and found.info.provider == provider else None
         if entry is None:
             raise UnknownModel(name or self.default, self.names)
         return entry.info
