@@ -9,7 +9,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
@@ -170,6 +170,10 @@ class OTLPReceiver:
                             span_id=span.span_id.hex(),
                             parent_span_id=span.parent_span_id.hex(),
                             kind=int(span.kind),
+                            attributes={
+                                a.key: getattr(a.value, a.value.WhichOneof("value") or "string_value")
+                                for a in span.attributes
+                            },
                         )
                     )
         with self._lock:
@@ -188,6 +192,8 @@ class ReceivedSpan:
     span_id: str
     parent_span_id: str
     kind: int
+    # Scalar attributes (string, bool, int, double) by key.
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
 @contextlib.contextmanager
