@@ -79,5 +79,8 @@ def test_documented_values_of_service_settings_are_their_defaults(service: str) 
     defaults = cls(_env_file=None)  # type: ignore[call-arg]
     for field in own:
         value = getattr(defaults, field)
-        shown = "" if value is None else str(value).removesuffix(".0")
+        if isinstance(value, bool):
+            shown = str(value).lower()
+        else:
+            shown = "" if value is None else str(value).removesuffix(".0")
         assert docs[env_name(cls, field)][0] == shown, field

@@ -14,8 +14,10 @@ __all__ = [
     "TOPIC_COST",
     "TOPIC_DLQ",
     "TOPIC_ML",
+    "AlertRaised",
     "BudgetExceeded",
     "BudgetWarning",
+    "EvalCompleted",
     "LlmUsage",
     "Envelope",
     "EventData",
@@ -23,6 +25,7 @@ __all__ = [
     "MemoryCreated",
     "MemoryDeleted",
     "MemoryUpdated",
+    "ReflectionRequested",
     "UnknownEvent",
     "new_envelope",
     "registry",
@@ -206,3 +209,64 @@ class BudgetWarning(_BudgetCrossed):
 @registry.register("budget.exceeded", 1)
 class BudgetExceeded(_BudgetCrossed):
     """A tenant's usage reached a hard limit (once per period and metric)."""
+
+
+@registry.register("reflection.requested", 1)
+class ReflectionRequested(EventData):
+    """A rule of the event engine asks for reflection on a tenant's recent memories."""
+
+    rule_id: uuid.UUID
+    reason: str
+    since: datetime | None = Field(
+        default=None, description="Memories since the rule's previous firing; null: no earlier firing"
+    )
+    memory_count: int = Field(ge=0, description="Memories the rule counted since its previous firing")
+    trigger_key: str = Field(description="The firing's deterministic key; the envelope's idempotency key")
+
+
+@registry.register("alert.raised", 1)
+class AlertRaised(EventData):
+    """A rule of the event engine raised an alert about the event it names."""
+
+    rule_id: uuid.UUID
+    severity: Literal["info", "warning", "critical"]
+    title: str
+    detail: str
+    source_event_id: uuid.UUID
+    source_type: str
+
+
+@registry.register("eval.completed", 1)
+class EvalCompleted(EventData):
+    """A retrieval evaluation finished; its scores are in [0, 1]."""
+
+    evaluation_id: uuid.UUID
+    k: int = Field(ge=1)
+    recall_at_k: float = Field(ge=0, le=1)
+    mrr: float = Field(ge=0, le=1)
+    ndcg_at_k: float = Field(ge=0, le=1)
+    cases: int = Field(ge=0)
+
+
+@registry.register("reflection.created", 1)
+class ReflectionCreated(EventData):
+    """A reflection was stored as a `reflective` memory, with the memories it was written from."""
+
+    reflection_id: uuid.UUID = Field(description="The id of the reflective memory")
+    source_ids: list[uuid.UUID]
+    model: str
+    prompt_version: str
+    request_event_id: uuid.UUID = Field(description="The reflection.requested event it answered")
+
+
+@registry.register("graph.updated", 1)
+class GraphUpdated(EventData):
+    """The knowledge graph changed: a memory's facts were merged in (or its deletion pruned them)."""
+
+    memory_id: uuid.UUID | None = Field(default=None, description="Null for an explicit extraction")
+    nodes_created: int = Field(ge=0)
+    nodes_merged: int = Field(ge=0, description="Entities resolved onto existing nodes, duplicates folded")
+    edges_created: int = Field(ge=0)
+    edges_closed: int = Field(ge=0, description="Edges ended by a contradicting newer fact")
+    edges_pruned: int = Field(ge=0, description="Edges deleted because no memory supports them any more")
+    nodes_pruned: int = Field(default=0, ge=0, description="Nodes deleted with nothing left to them")

@@ -6,46 +6,103 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from pydantic import Field
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
 from rae_common.db import load_migrations
-from rae_common.events import ALL_TOPICS, Envelope
-from rae_common.messaging import ConsumedRecord
+from rae_common.events import ALL_TOPICS
 from rae_common.outbox import shared_migrations
 from rae_common.settings import ServiceSettings
-from rae_events.adapters.event_log import CONSUMER, SCHEMA, EventLog
+from rae_events.adapters.dead_letters import DeadLetterRecorder
+from rae_events.adapters.event_log import CONSUMER, SCHEMA
+from rae_events.adapters.kafka_lag import ConsumerLag
 from rae_events.api.routes import router
+from rae_events.consumers import engine_handler
+from rae_events.delivery import DeliveryWorker
+from rae_events.domain.rules import default_rule
+from rae_events.engine import EventEngine
+from rae_events.metrics import EventsMetrics
+from rae_events.monitoring import MetricsSampler
+from rae_events.service import EventsService
 
 
 class EventsSettings(ServiceSettings):
     service_name: str = "events"
-
-
-@contextlib.asynccontextmanager
-async def _setup(state: ServiceState) -> AsyncIterator[None]:
-    migrations = load_migrations("rae_events") + shared_migrations("inbox")
-    async with (
-        resources.postgres(state, SCHEMA, migrations) as pool,
-        resources.kafka_publisher(state) as dlq,
-    ):
-        log = EventLog(pool)
-        state.resources["event_log"] = log
-
-        async def handle(envelope: Envelope, meta: ConsumedRecord) -> None:
-            await log.record(envelope, meta)
-
-        async with resources.kafka_consumer(
-            state, group_id=CONSUMER, topics=ALL_TOPICS, handler=handle, dlq=dlq
-        ):
-            yield
+    events_default_rule_every: int = Field(default=20, ge=1)
+    events_default_rule_cooldown_s: int = Field(default=0, ge=0)
+    events_webhook_timeout_s: float = Field(default=10.0, gt=0)
+    events_webhook_backoff_base_s: float = Field(default=1.0, gt=0)
+    events_webhook_backoff_max_s: float = Field(default=300.0, gt=0)
+    events_webhook_batch_size: int = Field(default=20, ge=1)
+    events_webhook_poll_interval_s: float = Field(default=1.0, gt=0)
+    events_metrics_interval_s: float = Field(default=10.0, gt=0)
 
 
 def create_app(settings: EventsSettings | None = None) -> FastAPI:
-    return create_service_app(
-        settings or EventsSettings(),
+    settings = settings or EventsSettings()
+    rule = default_rule(settings.events_default_rule_every, settings.events_default_rule_cooldown_s)
+
+    @contextlib.asynccontextmanager
+    async def setup(state: ServiceState) -> AsyncIterator[None]:
+        migrations = load_migrations("rae_events") + shared_migrations("inbox")
+        async with contextlib.AsyncExitStack() as stack:
+            pool = await stack.enter_async_context(resources.postgres_with_outbox(state, SCHEMA, migrations))
+            publisher = state.get("publisher")
+            assert state.http is not None
+            worker = DeliveryWorker(
+                pool,
+                state.http,
+                publisher,
+                metrics,
+                timeout_s=settings.events_webhook_timeout_s,
+                backoff_base_s=settings.events_webhook_backoff_base_s,
+                backoff_max_s=settings.events_webhook_backoff_max_s,
+                batch_size=settings.events_webhook_batch_size,
+                poll_interval_s=settings.events_webhook_poll_interval_s,
+                tracer_provider=state.tracer_provider,
+            )
+            recorder = DeadLetterRecorder(
+                settings.kafka_bootstrap_servers,
+                pool,
+                session_timeout_ms=settings.kafka_session_timeout_ms,
+                heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+            )
+            sampler = MetricsSampler(
+                pool,
+                ConsumerLag(settings.kafka_bootstrap_servers, CONSUMER, ALL_TOPICS),
+                metrics,
+                settings.events_metrics_interval_s,
+            )
+            for task in (worker, recorder, sampler):
+                task.start()
+                stack.push_async_callback(task.stop)
+            engine = EventEngine(
+                pool,
+                metrics,
+                wake_relay=state.get("relay").wake,
+                wake_delivery=worker.wake,
+                default_rule=rule,
+            )
+            state.resources["engine"] = engine
+            state.resources["delivery"] = worker
+            state.resources["service"] = EventsService(
+                pool, publisher, wake_delivery=worker.wake, default_rule=rule
+            )
+            await stack.enter_async_context(
+                resources.kafka_consumer(
+                    state, group_id=CONSUMER, topics=ALL_TOPICS, handler=engine_handler(engine), dlq=publisher
+                )
+            )
+            yield
+
+    app = create_service_app(
+        settings,
         title="RAE events",
         description="The event engine: consumes every topic, fires rules, keeps the audit.",
         routers=[router],
-        setup=_setup,
+        setup=setup,
     )
+    # Registered with the app's registry once, not at each run of its lifespan.
+    metrics = EventsMetrics(app.state.rae.metrics.registry)
+    return app

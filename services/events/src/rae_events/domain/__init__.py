@@ -1,0 +1,1 @@
+"""Pure logic of the event engine: no driver, no FastAPI."""
