@@ -58,7 +58,7 @@ class Upstream:
                 self.end_headers()
                 self.wfile.write(payload)
 
-            do_GET = do_POST = do_PATCH = do_DELETE = _answer
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _answer
 
         self._http = LoopbackHTTPServer(Handler)
 

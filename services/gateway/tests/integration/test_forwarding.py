@@ -218,3 +218,49 @@ async def test_oversized_body_is_413(make_settings, bearer) -> None:
     async with serve_app(create_app(make_settings(max_body_bytes=100))) as client:
         response = await client.post("/v1/memories", json={"content": "x" * 200}, headers=bearer(*WRITE))
     assert response.status_code == 413
+
+
+RULE = {"type": "memory_count", "name": "reflect often", "params": {"every": 5}}
+
+
+async def test_event_rules_need_events_write_and_a_valid_rule(
+    gateway: httpx.AsyncClient, upstream, bearer
+) -> None:
+    reader = bearer("events:read", tenant="acme")
+    assert (await gateway.post("/v1/events/rules", json=RULE, headers=reader)).status_code == 403
+    writer = bearer("events:write", tenant="acme")
+    bad = await gateway.post("/v1/events/rules", json={**RULE, "type": "weather"}, headers=writer)
+    assert bad.status_code == 422
+    count = len(upstream.requests)
+    created = await gateway.post("/v1/events/rules", json=RULE, headers=writer)
+    assert created.status_code == 201, created.text
+    assert len(upstream.requests) == count + 1  # the invalid rule never reached the service
+    arrived = upstream.last()
+    assert (arrived.method, arrived.target) == ("POST", "/v1/events/rules")
+    assert arrived.headers["x-tenant-id"] == "acme"
+    assert json.loads(arrived.body) == RULE
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "scope"),
+    [
+        ("GET", "/v1/events/rules?limit=5", "events:read"),
+        ("GET", f"/v1/events/rules/{uuid.UUID(int=1)}", "events:read"),
+        ("PUT", f"/v1/events/rules/{uuid.UUID(int=1)}", "events:write"),
+        ("DELETE", f"/v1/events/rules/{uuid.UUID(int=1)}", "events:write"),
+        ("GET", "/v1/events/triggers?status=delivered", "events:read"),
+        ("GET", "/v1/events/dlq", "events:read"),
+        ("POST", f"/v1/events/dlq/{uuid.UUID(int=2)}/replay", "events:write"),
+    ],
+)
+async def test_event_engine_routes_forward_with_their_scope(
+    gateway: httpx.AsyncClient, upstream, bearer, method: str, path: str, scope: str
+) -> None:
+    body = RULE if method == "PUT" else None
+    response = await gateway.request(method, path, json=body, headers=bearer(scope, tenant="acme"))
+    assert response.status_code < 300, response.text
+    assert (upstream.last().method, upstream.last().target) == (method, path)
+    assert upstream.last().headers["x-tenant-id"] == "acme"
+    other = "events:write" if scope == "events:read" else "events:read"
+    refused = await gateway.request(method, path, json=body, headers=bearer(other, tenant="acme"))
+    assert refused.status_code == 403
