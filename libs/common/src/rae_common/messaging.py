@@ -187,6 +187,7 @@ class KafkaConsumerLoop:
         event_registry: EventRegistry = registry,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
+        fetch_max_wait_ms: int = 500,
         max_attempts: int = 5,
         retry_backoff_s: float = 0.1,
         poll_timeout_ms: int = 200,
@@ -200,6 +201,7 @@ class KafkaConsumerLoop:
         self.registry = event_registry
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
+        self.fetch_max_wait_ms = fetch_max_wait_ms
         self.max_attempts = max_attempts
         self.retry_backoff_s = retry_backoff_s
         self.poll_timeout_ms = poll_timeout_ms
@@ -234,6 +236,7 @@ class KafkaConsumerLoop:
             session_timeout_ms=self.session_timeout_ms,
             heartbeat_interval_ms=self.heartbeat_interval_ms,
             rebalance_timeout_ms=self.session_timeout_ms,
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
 
     async def _run(self) -> None:
@@ -354,6 +357,7 @@ class KafkaBroadcastLoop(KafkaConsumerLoop):
             client_id=self.group_id,
             enable_auto_commit=False,
             auto_offset_reset="latest",
+            fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:  # noqa: ARG002

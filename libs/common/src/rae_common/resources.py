@@ -114,6 +114,7 @@ async def kafka_consumer(
         dlq=dlq,
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     loop.start()
 
@@ -146,6 +147,7 @@ async def kafka_broadcast(
         handler=handler,
         tracer_provider=state.tracer_provider,
         max_attempts=3,
+        fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
     )
     loop.start()
     try:

@@ -27,6 +27,9 @@ class ServiceSettings(BaseSettings):
     # Real Kafka rejects session timeouts under 6000 ms; the local broker joins faster with less.
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1)
     kafka_heartbeat_interval_ms: int = Field(default=3_000, ge=1)
+    # Longest a consumer's fetch waits for new records: every consumer hop costs up to this much
+    # latency when traffic is light (aiokafka's default, 500, put ~200 ms on each hop locally).
+    kafka_fetch_max_wait_ms: int = Field(default=100, ge=1)
     neo4j_uri: str = "bolt://127.0.0.1:17687"
     neo4j_user: str = "root"
     neo4j_password: SecretStr = SecretStr("")
