@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal, Self
+from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from rae_common.auth import validate_tenant_id
+from rae_common.contracts.common import TimeWindow, UtcDatetime
 
 __all__ = [
     "MAX_USAGE_DAYS",
@@ -37,12 +38,6 @@ TenantId = Annotated[str, AfterValidator(validate_tenant_id)]
 BudgetLimit = Literal["daily_tokens", "daily_usd", "monthly_tokens", "monthly_usd"]
 
 
-def _utc(value: datetime) -> datetime:
-    # A time without an offset is read as UTC, as every time this API answers is.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 Tokens = Annotated[int, Field(ge=0, le=MAX_TOKENS)]
 Usd = Annotated[Decimal, Field(ge=0, max_digits=24, decimal_places=10)]
 
@@ -158,7 +153,7 @@ class CostLogPage(BaseModel):
     next_cursor: str | None
 
 
-class CostLogQuery(BaseModel):
+class CostLogQuery(TimeWindow):
     """Filters of `GET /v1/cost/logs` (newest first)."""
 
     model: str | None = Field(default=None, min_length=1, max_length=200)
@@ -168,9 +163,3 @@ class CostLogQuery(BaseModel):
     until: UtcDatetime | None = Field(default=None, description="occurred_at before.")
     cursor: str | None = Field(default=None, max_length=500)
     limit: int = Field(default=50, ge=1, le=500)
-
-    @model_validator(mode="after")
-    def _span(self) -> Self:
-        if self.since is not None and self.until is not None and self.since > self.until:
-            raise ValueError("since must not be after until")
-        return self

@@ -4,11 +4,12 @@ rules, the firing audit and the dead-letter queue."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Literal, Self
 
-from pydantic import AfterValidator, AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, model_validator
 
+from rae_common.contracts.common import TimeWindow, UtcDatetime
 from rae_common.contracts.memory import Layer
 
 __all__ = [
@@ -53,14 +54,6 @@ EvalMetric = Literal["recall_at_k", "mrr", "ndcg_at_k"]
 BudgetLevel = Literal["warning", "exceeded"]
 CommandType = Literal["reflection.requested", "alert.raised"]
 FiringStatus = Literal["pending", "failed", "delivered", "dead", "skipped"]
-
-
-def _utc(value: datetime) -> datetime:
-    # A time without an offset is read as UTC, as every time this API answers is.
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class _Strict(BaseModel):
@@ -268,7 +261,7 @@ class FiringPage(BaseModel):
     next_cursor: str | None
 
 
-class FiringQuery(_Strict):
+class FiringQuery(_Strict, TimeWindow):
     """Filters of `GET /v1/events/triggers` (newest first)."""
 
     rule_id: uuid.UUID | None = None
@@ -277,12 +270,6 @@ class FiringQuery(_Strict):
     until: UtcDatetime | None = Field(default=None, description="created_at before.")
     cursor: str | None = Field(default=None, max_length=500)
     limit: int = Field(default=50, ge=1, le=500)
-
-    @model_validator(mode="after")
-    def _span(self) -> Self:
-        if self.since is not None and self.until is not None and self.since > self.until:
-            raise ValueError("since must not be after until")
-        return self
 
 
 # --- the dead-letter queue ----------------------------------------------------------------------
