@@ -20,6 +20,7 @@ from rae_memory.adapters.embeddings import EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository
 from rae_memory.adapters.sql import SCHEMA
 from rae_memory.adapters.vectors import PgVectorIndex, QdrantIndex, VectorIndex
+from rae_memory.api import evaluations
 from rae_memory.api.routes import router
 from rae_memory.service import MemoryService
 
@@ -107,6 +108,6 @@ def create_app(settings: MemorySettings | None = None) -> FastAPI:
         settings,
         title="RAE memory",
         description="Memories, documents and hybrid search.",
-        routers=[router],
+        routers=[router, evaluations.router],
         setup=_setup_for(settings),
     )
