@@ -11,6 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 __all__ = [
     "BatchCreate",
+    "CaseScore",
+    "EvalCaseIn",
+    "EvaluationOut",
+    "EvaluationRequest",
     "BatchResult",
     "EraseResult",
     "HybridSearchRequest",
@@ -201,3 +205,47 @@ class IngestResult(BaseModel):
 class EraseResult(BaseModel):
     subject: str
     deleted: int
+
+
+# --- evaluations of hybrid search --------------------------------------------------------
+
+MAX_EVAL_CASES = 100
+
+
+class EvalCaseIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1, max_length=2000, pattern=r"\S")
+    relevant_ids: list[uuid.UUID] = Field(
+        min_length=1, max_length=100, description="The memories a perfect search would return."
+    )
+
+
+class EvaluationRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cases: list[EvalCaseIn] = Field(min_length=1, max_length=MAX_EVAL_CASES)
+    k: int = Field(default=10, ge=1, le=100, description="Results scored per query.")
+    weights: SearchWeights | None = Field(default=None, description="Search weights to evaluate.")
+
+
+class CaseScore(BaseModel):
+    query: str
+    relevant_ids: list[uuid.UUID]
+    retrieved_ids: list[uuid.UUID] = Field(description="The first k results, best first.")
+    recall_at_k: float
+    reciprocal_rank: float = Field(description="1 / rank of the first relevant result in the first k.")
+    ndcg_at_k: float
+
+
+class EvaluationOut(BaseModel):
+    id: uuid.UUID
+    tenant_id: str
+    k: int
+    weights: SearchWeights | None
+    recall_at_k: float = Field(description="Mean over the cases.")
+    mrr: float = Field(description="Mean reciprocal rank over the cases.")
+    ndcg_at_k: float = Field(description="Mean over the cases.")
+    case_count: int
+    cases: list[CaseScore]
+    created_at: datetime
