@@ -181,7 +181,10 @@ async def neo4j_driver(state: ServiceState) -> AsyncIterator[neo4j.AsyncDriver]:
     )
 
     async def probe() -> None:
-        await driver.verify_connectivity(database=settings.neo4j_database)
+        # Not verify_connectivity(database=...): the driver marks that argument a preview feature
+        # and warns on every probe.
+        async with driver.session(database=settings.neo4j_database) as session:
+            await (await session.run("RETURN 1")).consume()
 
     state.add_check("neo4j", probe)
     state.resources["neo4j"] = driver

@@ -1,0 +1,1 @@
+"""Pure logic of the graph service: no driver, no FastAPI."""

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from rae_graph.domain.entities import Candidate, compatible, entity_keys, normalise, pick_similar
+
+
+def test_names_differing_in_case_punctuation_and_article_share_a_key() -> None:
+    assert normalise("The Acme Corp.") == normalise("acme  corp") == "acme corp"
+    assert normalise("Zoë O'Brien") == "zoe o brien"
+
+
+def test_keys_cover_aliases_once() -> None:
+    assert entity_keys("Alice Smith", ["alice smith", "Alice", "asmith@example.com"]) == [
+        "alice smith",
+        "alice",
+        "asmith@example.com",
+    ]
+
+
+def test_a_vague_type_is_compatible_with_any_other() -> None:
+    assert compatible("person", "person")
+    assert compatible("concept", "organization")
+    assert not compatible("person", "location")
+
+
+def test_the_most_similar_compatible_candidate_above_the_threshold_wins() -> None:
+    candidates = [
+        Candidate("place", "location", [1.0, 0.0]),
+        Candidate("org", "organization", [0.95, 0.05]),
+        Candidate("other", "organization", [0.0, 1.0]),
+    ]
+    picked = pick_similar([1.0, 0.0], "organization", candidates, threshold=0.9, margin=0.01)
+    assert picked.match == "org"
+
+
+def test_nothing_similar_enough_is_no_match() -> None:
+    picked = pick_similar(
+        [1.0, 0.0], "person", [Candidate("a", "person", [0.0, 1.0])], threshold=0.9, margin=0.0
+    )
+    assert picked.match is None and not picked.ambiguous
+
+
+def test_two_candidates_about_as_similar_are_ambiguous_and_not_merged() -> None:
+    candidates = [Candidate("a", "person", [1.0, 0.01]), Candidate("b", "person", [1.0, 0.0])]
+    picked = pick_similar([1.0, 0.005], "person", candidates, threshold=0.9, margin=0.05)
+    assert picked.match is None and picked.ambiguous
