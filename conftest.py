@@ -19,6 +19,8 @@ import pytest
 from rae_common.settings import ServiceSettings
 from rae_common.testing import serve_in_thread, settings_from_env
 from rae_localstack import Stack
+from rae_memory.main import MemorySettings
+from rae_memory.main import create_app as create_memory_app
 from rae_ml.adapters.sentence_transformer import MINILM, SentenceTransformerEmbedder, load_local_embedder
 from rae_ml.domain.embeddings import ModelRegistry
 from rae_ml.main import MLSettings
@@ -67,4 +69,13 @@ def models(local_embedder: SentenceTransformerEmbedder) -> ModelRegistry:
 def ml_url(infra_env: dict[str, str], models: ModelRegistry) -> Iterator[str]:
     """The real ml service over HTTP, for services that call it."""
     with serve_in_thread(create_ml_app(settings_from_env(infra_env, MLSettings), models=models)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def memory_url(infra_env: dict[str, str], ml_url: str) -> Iterator[str]:
+    """The real memory service over HTTP, for services that call it (graph, reflection)."""
+    with serve_in_thread(
+        create_memory_app(settings_from_env(infra_env, MemorySettings, ml_url=ml_url))
+    ) as url:
         yield url

@@ -8,7 +8,7 @@ import gzip
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -27,6 +27,7 @@ from rae_common.messaging import create_topics
 from rae_common.settings import ServiceSettings
 
 __all__ = [
+    "eventually",
     "LoopbackHTTPServer",
     "OTLPReceiver",
     "QuietHandler",
@@ -39,6 +40,7 @@ __all__ = [
 ]
 
 S = TypeVar("S", bound=ServiceSettings)
+T = TypeVar("T")
 
 
 @contextlib.asynccontextmanager
@@ -57,6 +59,21 @@ def settings_from_env(env: Mapping[str, str], cls: type[S], **overrides: Any) ->
     values.update(kafka_session_timeout_ms=2000, kafka_heartbeat_interval_ms=500, outbox_poll_interval_s=0.05)
     values.update(overrides)
     return cls(**values)
+
+
+async def eventually(
+    check: Callable[[], Awaitable[T | None]], timeout_s: float = 60, what: str = "", interval_s: float = 0.1
+) -> T:
+    """Poll `check` until it returns something other than None, and return that; fail after
+    `timeout_s` naming `what` (tests poll with a deadline instead of sleeping)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        result = await check()
+        if result is not None:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing within {timeout_s} s: {what or check}")
+        await asyncio.sleep(interval_s)
 
 
 async def new_topic(bootstrap: str, partitions: int = 3) -> str:

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -14,7 +13,7 @@ from fastapi import FastAPI
 
 from rae_common.events import TOPIC_COST, TOPIC_ML, Envelope, LlmUsage, registry
 from rae_common.messaging import KafkaPublisher
-from rae_common.testing import serve_app, settings_from_env
+from rae_common.testing import eventually, serve_app, settings_from_env
 from rae_cost.main import CostSettings, create_app
 
 # The service's clock stands still for the session: its "today" cannot roll over mid-test.
@@ -105,15 +104,7 @@ class CostHarness:
 
     @staticmethod
     async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 30) -> T:
-        """Poll `check` until it returns something other than None."""
-        deadline = time.monotonic() + timeout_s
-        while True:
-            result = await check()
-            if result is not None:
-                return result
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing within {timeout_s}s from {check}")
-            await asyncio.sleep(0.1)
+        return await eventually(check, timeout_s=timeout_s)
 
     async def publish(self, *envelopes: Envelope) -> None:
         for envelope in envelopes:

@@ -1,11 +1,10 @@
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, TypeVar
@@ -26,7 +25,7 @@ from rae_common.events import (
     registry,
 )
 from rae_common.messaging import KafkaPublisher
-from rae_common.testing import LoopbackHTTPServer, QuietHandler, serve_app, settings_from_env
+from rae_common.testing import LoopbackHTTPServer, QuietHandler, eventually, serve_app, settings_from_env
 from rae_events.main import EventsSettings, create_app
 
 T = TypeVar("T")
@@ -86,18 +85,6 @@ def engine(
     client: httpx.AsyncClient, publisher: KafkaPublisher, db: asyncpg.Pool, infra_env: dict[str, str]
 ) -> Engine:
     return Engine(client, publisher, db, infra_env["KAFKA_BOOTSTRAP_SERVERS"])
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 30, what: str = "") -> T:
-    """Poll `check` until it returns something other than None."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nothing within {timeout_s}s: {what or check}")
-        await asyncio.sleep(0.05)
 
 
 def memory(tenant: str, layer: str = "episodic") -> Envelope:

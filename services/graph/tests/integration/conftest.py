@@ -1,9 +1,8 @@
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator
 from typing import Any, TypeVar
 
 import httpx
@@ -11,21 +10,10 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rae_common.events import Envelope, registry
-from rae_common.testing import serve_app, serve_in_thread, settings_from_env
+from rae_common.testing import eventually, serve_app, settings_from_env
 from rae_graph.main import GraphSettings, create_app
-from rae_memory.main import MemorySettings
-from rae_memory.main import create_app as create_memory_app
 
 T = TypeVar("T")
-
-
-@pytest.fixture(scope="session")
-def memory_url(infra_env: dict[str, str], ml_url: str) -> Iterator[str]:
-    """The real memory service over HTTP: the graph reads memories and hybrid search from it."""
-    with serve_in_thread(
-        create_memory_app(settings_from_env(infra_env, MemorySettings, ml_url=ml_url))
-    ) as url:
-        yield url
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +49,6 @@ async def memories(memory_url: str) -> AsyncIterator[httpx.AsyncClient]:
 @pytest.fixture
 def tenant() -> dict[str, str]:
     return {"X-Tenant-ID": f"t-{uuid.uuid4().hex[:8]}"}
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 60, what: str = "") -> T:
-    """Poll `check` until it returns something other than None."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nothing within {timeout_s}s: {what}")
-        await asyncio.sleep(0.1)
 
 
 async def events_of(

@@ -1,26 +1,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
 from fastapi import FastAPI
 
-from rae_common.testing import serve_app, serve_in_thread, settings_from_env
-from rae_memory.main import MemorySettings
-from rae_memory.main import create_app as create_memory_app
+from rae_common.testing import serve_app, settings_from_env
 from rae_reflection.main import ReflectionSettings, create_app
 from rae_reflection.service import ReflectionService
-
-
-@pytest.fixture(scope="session")
-def memory_url(infra_env: dict[str, str], ml_url: str) -> Iterator[str]:
-    """A real memory service over HTTP, as the reflection service calls it."""
-    with serve_in_thread(
-        create_memory_app(settings_from_env(infra_env, MemorySettings, ml_url=ml_url))
-    ) as url:
-        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,10 +1,8 @@
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -13,6 +11,7 @@ import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from rae_common.events import TOPIC_REFLECTION, Envelope, ReflectionRequested
+from rae_common.testing import eventually
 from rae_reflection.main import ReflectionSettings
 from rae_reflection.service import ReflectionService
 
@@ -28,18 +27,6 @@ HIKING = [
     "The mountain hike on Sunday took six hours.",
     "Next summer we plan to hike mountain trails in the Alps.",
 ]
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 60) -> T:
-    """Poll `check` until it returns something other than None."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        result = await check()
-        if result is not None:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"nothing within {timeout_s}s from {check}")
-        await asyncio.sleep(0.1)
 
 
 async def remember(memories: httpx.AsyncClient, tenant: dict[str, str], *texts: str) -> list[str]:
