@@ -4,12 +4,12 @@ in-process OTLP receiver."""
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
 import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
-from aiokafka.structs import TopicPartition
 
 from rae_common.events import ALL_TOPICS, TOPIC_DLQ, TOPIC_MEMORY, TOPIC_ML, TOPIC_REFLECTION
 from rae_common.testing import OTLPReceiver
@@ -27,20 +27,29 @@ CONSUMER_GROUPS: Mapping[str, Sequence[str]] = {
 }
 
 
-async def _skip_backlog(bootstrap: str) -> None:
+async def _skip_backlog(bootstrap: str, timeout_s: float = 60) -> None:
+    """Join each group as its only member, and commit the end of every partition it consumes."""
     for group, topics in CONSUMER_GROUPS.items():
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+            rebalance_timeout_ms=2000,
+        )
         await consumer.start()
         try:
-            await consumer.topics()  # loads the metadata partitions_for_topic reads
-            partitions = [
-                TopicPartition(topic, partition)
-                for topic in topics
-                for partition in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
-            await consumer.commit(dict(ends))
+            await consumer.topics()
+            expected = sum(len(consumer.partitions_for_topic(t) or ()) for t in topics)
+            deadline = time.monotonic() + timeout_s
+            while len(consumer.assignment()) < expected:
+                assert time.monotonic() < deadline, f"group {group} never handed over all its partitions"
+                await consumer.getmany(timeout_ms=200)
+            partitions = list(consumer.assignment())
+            await consumer.seek_to_end(*partitions)
+            await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
         finally:
             await consumer.stop()
 

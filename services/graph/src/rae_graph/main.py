@@ -33,6 +33,7 @@ class GraphSettings(ServiceSettings):
     graph_search_graph_weight: float = Field(default=1.0, ge=0, le=10)
     graph_search_hybrid_weight: float = Field(default=1.0, ge=0, le=10)
     graph_extract_model: str | None = None
+    graph_judge_model: str | None = None
 
 
 def _setup_for(settings: GraphSettings) -> Setup:
@@ -60,6 +61,7 @@ def _setup_for(settings: GraphSettings) -> Setup:
                     max_nodes=settings.graph_max_nodes,
                     graph_weight=settings.graph_search_graph_weight,
                     hybrid_weight=settings.graph_search_hybrid_weight,
+                    judge_model=settings.graph_judge_model or None,
                 ),
                 state.get("relay").wake,
             )

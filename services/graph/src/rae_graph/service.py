@@ -18,7 +18,17 @@ from rae_common.outbox import add_to_outbox
 from rae_common.paging import decode_cursor, encode_cursor
 from rae_graph.adapters.clients import MemoryClient, MlClient
 from rae_graph.adapters.store import GraphStore, NewEdge, NewNode
-from rae_graph.domain.entities import Candidate, compatible, entity_keys, normalise, pick_similar
+from rae_graph.domain.entities import (
+    JUDGE_SCHEMA,
+    Candidate,
+    Contender,
+    compatible,
+    entity_keys,
+    judge_messages,
+    judged_match,
+    normalise,
+    pick_similar,
+)
 from rae_graph.domain.model import Counts, EdgeRow, NodeRow, timestamp
 from rae_graph.domain.ranking import fuse
 from rae_graph.domain.traversal import Expansion, expand
@@ -39,6 +49,8 @@ class Tuning:
     max_nodes: int
     graph_weight: float
     hybrid_weight: float
+    # Generation model that settles ambiguous resolutions; None: they become new nodes.
+    judge_model: str | None = None
 
 
 class GraphService:
@@ -67,7 +79,9 @@ class GraphService:
         if memory is None:
             return
         extraction = await self.ml.extract(tenant_id, memory.content)
-        counts = await self.merge(tenant_id, extraction, str(memory_id), timestamp(memory.created_at))
+        counts = await self.merge(
+            tenant_id, extraction, str(memory_id), timestamp(memory.created_at), context=memory.content
+        )
         await self._announce(conn, tenant_id, memory_id, counts)
 
     async def on_memory_deleted(self, conn: asyncpg.Connection, tenant_id: str, memory_id: uuid.UUID) -> None:
@@ -81,7 +95,7 @@ class GraphService:
         stored = None
         if store:
             counts = await self.merge(
-                tenant_id, extraction, str(memory_id) if memory_id else None, timestamp()
+                tenant_id, extraction, str(memory_id) if memory_id else None, timestamp(), context=text
             )
             async with self.pool.acquire() as conn, conn.transaction():
                 await self._announce(conn, tenant_id, memory_id, counts)
@@ -116,7 +130,13 @@ class GraphService:
         )
 
     async def merge(
-        self, tenant_id: str, extraction: ExtractResponse, memory_id: str | None, valid_from: str
+        self,
+        tenant_id: str,
+        extraction: ExtractResponse,
+        memory_id: str | None,
+        valid_from: str,
+        *,
+        context: str = "",
     ) -> Counts:
         """Resolve the extraction's entities onto nodes and write its relations, bi-temporally.
 
@@ -149,7 +169,9 @@ class GraphService:
             counts.nodes_merged += 1
             resolved[keys[0]] = keep.id
         if unresolved:
-            await self._resolve_by_similarity(tenant_id, unresolved, resolved, memory_ids, counts, now)
+            await self._resolve_by_similarity(
+                tenant_id, unresolved, resolved, memory_ids, counts, now, context
+            )
 
         for relation in extraction.relations:
             source = resolved.get(normalise(relation.source))
@@ -177,6 +199,7 @@ class GraphService:
         memory_ids: list[str],
         counts: Counts,
         now: str,
+        context: str,
     ) -> None:
         # One embedding call for every name the cheap keys could not place.
         vectors = await self.ml.embed(tenant_id, [entity.name for entity, _ in unresolved])
@@ -189,12 +212,15 @@ class GraphService:
                 threshold=self.tuning.similarity_threshold,
                 margin=self.tuning.similarity_margin,
             )
-            if similar.match is not None:
+            match = similar.match
+            if similar.ambiguous and self.tuning.judge_model:
+                match = await self._judge(tenant_id, entity, context, similar.contenders)
+            if match is not None:
                 await self.store.add_mention(
-                    tenant_id, similar.match, [entity.name, *entity.aliases], keys, memory_ids, now
+                    tenant_id, match, [entity.name, *entity.aliases], keys, memory_ids, now
                 )
                 counts.nodes_merged += 1
-                resolved[keys[0]] = similar.match
+                resolved[keys[0]] = match
                 continue
             node = NewNode(
                 str(uuid.uuid4()), entity.name, entity.type, keys, entity.aliases, vector, memory_ids
@@ -203,6 +229,22 @@ class GraphService:
             counts.nodes_created += 1
             candidates.append(Candidate(node.id, node.type, vector))
             resolved[keys[0]] = node.id
+
+    async def _judge(
+        self, tenant_id: str, entity: Entity, context: str, contenders: Sequence[str]
+    ) -> str | None:
+        """Ask the configured LLM which of the too-similar nodes the mention is (None: a new node)."""
+        assert self.tuning.judge_model
+        by_id = {n.id: n for n in await self.store.nodes(tenant_id, contenders)}
+        known = [i for i in contenders if i in by_id]
+        messages = judge_messages(
+            entity.name,
+            entity.type,
+            context,
+            [Contender(by_id[i].name, by_id[i].type, by_id[i].aliases) for i in known],
+        )
+        output = await self.ml.judge(tenant_id, self.tuning.judge_model, messages, JUDGE_SCHEMA)
+        return judged_match(output, known)
 
     async def _relate(
         self,

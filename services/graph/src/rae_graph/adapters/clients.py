@@ -49,6 +49,17 @@ class MlClient:
         body = await self._post(tenant_id, "/v1/ml/extract", {"text": text, "model": self.extract_model})
         return ExtractResponse.model_validate(body)
 
+    async def judge(
+        self, tenant_id: str, model: str, messages: list[dict[str, str]], schema: dict[str, Any]
+    ) -> Any:
+        """A JSON-schema-constrained answer of `model` (the parsed `output`)."""
+        body = await self._post(
+            tenant_id,
+            "/v1/ml/generate",
+            {"messages": messages, "model": model, "json_schema": schema, "max_tokens": 20, "temperature": 0},
+        )
+        return body.get("output")
+
     async def embed(self, tenant_id: str, texts: Sequence[str]) -> list[list[float]]:
         body = await self._post(tenant_id, "/v1/ml/embed", {"texts": list(texts)})
         vectors: list[list[float]] = body["vectors"]

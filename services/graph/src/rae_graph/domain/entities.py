@@ -1,8 +1,9 @@
 """Entity resolution: when two mentions name one entity, without running up a bill.
 
 Cheapest evidence first: a normalised name or alias shared with a node of a compatible type; then
-embedding similarity of the names; what stays ambiguous (two nodes about as similar) is not merged,
-so a wrong merge never happens silently.
+embedding similarity of the names; what stays ambiguous (two nodes about as similar) goes to an
+LLM judge when one is configured (GRAPH_JUDGE_MODEL), and is not merged otherwise, so a wrong merge
+never happens silently.
 """
 
 from __future__ import annotations
@@ -14,12 +15,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "JUDGE_SCHEMA",
     "Candidate",
+    "Contender",
     "Similar",
     "compatible",
     "cosine",
     "entity_keys",
     "normalise",
+    "judge_messages",
+    "judged_match",
     "pick_similar",
 ]
 
@@ -69,6 +74,8 @@ class Similar:
     match: str | None
     score: float
     ambiguous: bool = False
+    # When ambiguous: the nodes too close to tell apart, most similar first.
+    contenders: tuple[str, ...] = ()
 
 
 def pick_similar(
@@ -93,5 +100,54 @@ def pick_similar(
     if not above:
         return Similar(None, scored[0][0] if scored else 0.0)
     if len(above) > 1 and above[0][0] - above[1][0] < margin:
-        return Similar(None, above[0][0], ambiguous=True)
+        close = tuple(node_id for score, node_id in above if above[0][0] - score < margin)
+        return Similar(None, above[0][0], ambiguous=True, contenders=close)
     return Similar(above[0][1], above[0][0])
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    name: str
+    type: str
+    aliases: Sequence[str]
+
+
+# The judge answers the index of the contender the mention is, or null for none of them.
+JUDGE_SCHEMA = {
+    "type": "object",
+    "properties": {"match": {"type": ["integer", "null"], "minimum": 0}},
+    "required": ["match"],
+    "additionalProperties": False,
+}
+
+
+def judge_messages(
+    mention: str, mention_type: str, context: str, contenders: Sequence[Contender]
+) -> list[dict[str, str]]:
+    """The question put to an LLM about one ambiguous mention, with the text it came from."""
+    listed = "\n".join(
+        f"{n}: {c.name} ({c.type}" + (f"; also called {', '.join(c.aliases)}" if c.aliases else "") + ")"
+        for n, c in enumerate(contenders)
+    )
+    return [
+        {
+            "role": "system",
+            "content": "You resolve entity mentions in a knowledge graph. Answer with the number of the "
+            "known entity the mention refers to, or null when it is none of them or you cannot tell.",
+        },
+        {
+            "role": "user",
+            "content": f"Text: {context[:2000]}\n\nMention: {mention} ({mention_type})\n\n"
+            f"Known entities:\n{listed}",
+        },
+    ]
+
+
+def judged_match(output: object, contenders: Sequence[str]) -> str | None:
+    """The node the judge chose, or None for no choice or an answer out of range."""
+    if not isinstance(output, dict):
+        return None
+    index = output.get("match")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(contenders):
+        return None
+    return contenders[index]
