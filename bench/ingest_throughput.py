@@ -110,6 +110,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2, help="torch threads of the raw model (default 2)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="time bound of one measurement")
     parser.add_argument("--session", default="", help="run tag put in every text (default: from the clock)")
+    parser.add_argument(
+        "--pause",
+        default="graph,reflection",
+        help="services stopped during the measurements (default graph,reflection: their derived work "
+        "on every new memory - extraction, reflections - runs asynchronously and is measured by its "
+        "own benchmarks; on 2 shared cores it would come out of the model's CPU); '' keeps all",
+    )
     args = parser.parse_args()
 
     machine = machine_info()
@@ -118,7 +125,11 @@ def main() -> int:
     tenant = f"bench-ingest-{session}"
     runs: list[dict[str, Any]] = []
 
+    paused = [name for name in args.pause.split(",") if name.strip()]
     with bench_stack(args.keep, args.reuse_data) as stack:
+        if paused:
+            log(f"stopping {', '.join(paused)} for the measurements (--pause)")
+            stack.down_services(paused)
         log("loading the embedding model in this process (rae_ml's loader)")
         from rae_ml.adapters.sentence_transformer import load_local_embedder
 
@@ -191,6 +202,7 @@ def main() -> int:
             "raw_torch_threads": args.threads,
             "ml_service_torch_threads": int(os.environ.get("ML_TORCH_THREADS", "2")),
             "seed": args.seed,
+            "paused_services": paused,
             "session": session,
             "tenant": tenant,
             "mean_words_per_text": statistics.fmean(
@@ -294,7 +306,8 @@ def render_docs(doc: dict[str, Any], table: str) -> str:
         f"load average {m['load_average_at_start']} at start, {m['load_average_at_end']} at end.",
         f"`--runs {p['runs']}`: {p['texts_per_measurement']} texts per measurement "
         f"(mean {p['mean_words_per_text']:.1f} words), gateway batches of {p['gateway_batch_size']}, "
-        f"raw batches of {p['raw_batch_size']} with {p['raw_torch_threads']} torch threads.",
+        f"raw batches of {p['raw_batch_size']} with {p['raw_torch_threads']} torch threads; "
+        f"services stopped during the measurements: {', '.join(p.get('paused_services') or ['none'])}.",
         "",
         table,
         "",

@@ -729,11 +729,15 @@ class Stack:
         sys.stdout.write(format_summary(self, self.status()))
         sys.stdout.flush()
 
-    def down_services(self) -> None:
+    def down_services(self, names: Sequence[str] | None = None) -> None:
+        """Stop the services (or only `names` of them) this state dir started."""
         if not self.run_dir.is_dir():
             return  # nothing was ever started from this state dir
+        unknown = set(names or ()) - set(SERVICES)
+        if unknown:
+            raise ValueError(f"unknown services: {sorted(unknown)}")
         with self._locked():
-            self._stop(list(SERVICES))
+            self._stop(list(names) if names is not None else list(SERVICES))
 
     def down(self) -> None:
         """Stop services, then infrastructure — only processes named by this state dir's PID files."""
