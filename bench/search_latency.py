@@ -231,6 +231,9 @@ class CaptureConn:
     async def execute(self, sql: str, *args: Any) -> Any:
         return await self.conn.execute(sql, *args)
 
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self.conn.fetchval(sql, *args)
+
     async def fetch(self, sql: str, *args: Any) -> Any:
         plan = await self.conn.fetch("EXPLAIN (ANALYZE, BUFFERS) " + sql, *args)
         self.plans.append(_shorten("\n".join(r[0] for r in plan)))
