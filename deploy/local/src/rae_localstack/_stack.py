@@ -511,7 +511,12 @@ class Stack:
             sock = self._pg_socket_dir(pgdata, user)
             self._clear_stale_pg_locks(pgdata, sock)
             port = self.port("postgres")
-            opts = f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(sock))} -c max_connections=200"
+            # shared_buffers: the default 128 MB no longer holds the HNSW index of ~100k memories
+            # (266 MB), and a vector search then reads half its pages from the OS cache.
+            opts = (
+                f"-h 127.0.0.1 -p {port} -k {shlex.quote(str(sock))} -c max_connections=200 "
+                "-c shared_buffers=512MB"
+            )
             budget = max(5, int(deadline - time.monotonic()))
             try:
                 pgexec(

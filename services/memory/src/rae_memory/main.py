@@ -35,6 +35,8 @@ class MemorySettings(ServiceSettings):
     embedding_dimensions: int = Field(default=384, ge=1)
     hnsw_ef_search: int = Field(default=64, ge=1, le=1000)
     recency_half_life_days: float = Field(default=30.0, gt=0)
+    search_lexical_pool: int = Field(default=500, ge=10, le=100_000)
+    search_common_lexeme_fraction: float = Field(default=0.1, gt=0, le=1)
     expiry_sweep_interval_s: float = Field(default=60.0, gt=0)
     max_ingest_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 
@@ -88,6 +90,8 @@ def _setup_for(settings: MemorySettings) -> Setup:
                 EmbeddingClient(state.http, settings.ml_url, settings.embedding_model),
                 state.get("relay").wake,
                 recency_half_life=timedelta(days=settings.recency_half_life_days),
+                lexical_pool=settings.search_lexical_pool,
+                common_lexeme_fraction=settings.search_common_lexeme_fraction,
             )
             state.resources["service"] = service
             state.resources["max_ingest_bytes"] = settings.max_ingest_bytes

@@ -61,6 +61,8 @@ class MemoryService:
         candidates_per_k: int = 4,
         min_candidates: int = 50,
         embed_chunk: int = 1000,
+        lexical_pool: int = 500,
+        common_lexeme_fraction: float = 0.1,
     ) -> None:
         self.pool = pool
         self.repo = repo
@@ -71,6 +73,8 @@ class MemoryService:
         self.candidates_per_k = candidates_per_k
         self.min_candidates = min_candidates
         self.embed_chunk = embed_chunk
+        self.lexical_pool = lexical_pool
+        self.common_lexeme_fraction = common_lexeme_fraction
 
     # --- writing -------------------------------------------------------------------------
 
@@ -363,17 +367,30 @@ class MemoryService:
 
         async def lexical() -> list[uuid.UUID]:
             async with tenant_tx(self.pool, tenant_id) as conn:
-                return await self.repo.lexical(conn, tenant_id, request.query, limit, filters)
+                return await self.repo.lexical(
+                    conn,
+                    tenant_id,
+                    request.query,
+                    limit,
+                    filters,
+                    pool_size=self.lexical_pool,
+                    common_fraction=self.common_lexeme_fraction,
+                )
 
-        async def semantic() -> list[uuid.UUID]:
+        # Full text runs on its own connection while the query is embedded and searched by vector;
+        # the rows of both candidate lists are then read in the vector search's transaction.
+        full_text = asyncio.create_task(lexical())
+        try:
             query_vector = (await self.embedder.embed(tenant_id, [request.query])).vectors[0]
             async with tenant_tx(self.pool, tenant_id) as conn:
-                return await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
-
-        # Full text runs while the query is embedded and searched by vector (own connections).
-        lexical_ids, vector_ids = await asyncio.gather(lexical(), semantic())
-        async with tenant_tx(self.pool, tenant_id) as conn:
-            rows = await self.repo.fetch_many(conn, tenant_id, list({*vector_ids, *lexical_ids}), filters)
+                vector_ids = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
+                lexical_ids = await full_text
+                rows = await self.repo.fetch_many(conn, tenant_id, list({*vector_ids, *lexical_ids}), filters)
+        finally:
+            # Nothing left running (or unretrieved) when the embedding or the vector search failed.
+            full_text.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await full_text
         weights = Weights(**request.weights.model_dump()) if request.weights else Weights()
         ranked = fuse(
             {i: Candidate(i, r["created_at"], r["importance"]) for i, r in rows.items()},

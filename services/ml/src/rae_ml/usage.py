@@ -189,6 +189,10 @@ class UsageLedger:
         self.metrics.tokens.labels(provider, model, "prompt").inc(prompt_tokens)
         self.metrics.tokens.labels(provider, model, "completion").inc(completion_tokens)
         self.metrics.cost.labels(provider, model).inc(cost.usd)
+        if usage.total_tokens == 0:
+            # Nothing was used (every vector came from the cache): no event, no write on the
+            # request's path, nothing for the cost service and the event engine to process.
+            return usage
         context = span.get_span_context()
         event = new_envelope(
             "llm.usage",

@@ -40,6 +40,13 @@ class Filters:
     until: datetime | None = None
     subject: str | None = None
 
+    @property
+    def narrows(self) -> bool:
+        """Whether any condition besides "not expired" applies."""
+        return bool(self.layers or self.tags or self.metadata) or any(
+            v is not None for v in (self.since, self.until, self.subject)
+        )
+
     def sql(self, params: list[Any], alias: str = "") -> str:
         """WHERE conditions (tenant excluded) appending their values to `params`."""
         p = f"{alias}." if alias else ""

@@ -71,8 +71,12 @@ class PgVectorIndex:
         limit: int,
         filters: Filters,
     ) -> list[uuid.UUID]:
-        await conn.execute("SET LOCAL hnsw.iterative_scan = 'relaxed_order'")
-        await conn.execute(f"SET LOCAL hnsw.ef_search = {max(self.ef_search, limit)}")
+        # Both settings in one round trip; transaction-local like SET LOCAL.
+        await conn.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', $1, true)",
+            str(max(self.ef_search, limit)),
+        )
         params: list[Any] = [tenant_id, vector_param(vector)]
         where = filters.sql(params)
         params.append(limit)
