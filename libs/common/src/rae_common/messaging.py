@@ -268,11 +268,22 @@ class KafkaConsumerLoop:
             else:
                 self.assigned.clear()
             for tp, records in batches.items():
-                for record in records:
-                    if self._stopping.is_set():
-                        return
-                    await self._handle(record)
-                    await self._commit(consumer, tp, record.offset + 1)
+                # One commit per partition and poll, of what was handled (a failure or a stop
+                # ends the batch early): a record handled twice after a crash is what the
+                # consumers' inboxes are for, and a commit per record cost the broker a round
+                # trip for every event.
+                handled: int | None = None
+                try:
+                    for record in records:
+                        if self._stopping.is_set():
+                            break
+                        await self._handle(record)
+                        handled = record.offset + 1
+                finally:
+                    if handled is not None:
+                        await self._commit(consumer, tp, handled)
+                if self._stopping.is_set():
+                    return
 
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         await consumer.commit({tp: offset})
