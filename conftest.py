@@ -21,8 +21,8 @@ from rae_common.testing import serve_in_thread, settings_from_env
 from rae_localstack import Stack
 from rae_memory.main import MemorySettings
 from rae_memory.main import create_app as create_memory_app
-from rae_ml.adapters.sentence_transformer import MINILM, SentenceTransformerEmbedder, load_local_embedder
-from rae_ml.domain.embeddings import ModelRegistry
+from rae_ml.adapters.sentence_transformer import MINILM, load_local_embedder
+from rae_ml.domain.embeddings import Embedder, ModelRegistry
 from rae_ml.main import MLSettings
 from rae_ml.main import create_app as create_ml_app
 
@@ -52,13 +52,13 @@ def settings(infra_env: dict[str, str]) -> ServiceSettings:
 
 
 @pytest.fixture(scope="session")
-def local_embedder() -> SentenceTransformerEmbedder:
+def local_embedder() -> Embedder:
     """The real all-MiniLM-L6-v2, loaded once per test session."""
     return load_local_embedder(threads=2)
 
 
 @pytest.fixture(scope="session")
-def models(local_embedder: SentenceTransformerEmbedder) -> ModelRegistry:
+def models(local_embedder: Embedder) -> ModelRegistry:
     """A model registry handing the session's model to every ml app."""
     registry = ModelRegistry(default=MINILM.name)
     registry.register(MINILM, lambda: local_embedder)

@@ -1,14 +1,19 @@
-"""Latency of embedding ONE search query with torch on 1 vs 2 threads, alone and beside other work.
+"""Latency of embedding ONE search query: torch vs ONNX Runtime, 1 vs 2 threads, alone and beside other work.
 
 Why: a cold search's critical path is the query embedding, and while it runs the memory
 service's full-text query keeps a core busy. The ml service encodes up to
-`rae_ml.adapters.sentence_transformer.SMALL_BATCH` texts on one thread; this measures why.
+`rae_ml.adapters.sentence_transformer.SMALL_BATCH` texts on one thread, with ONNX Runtime by
+default (`EMBEDDING_BACKEND`); this measures why.
 
-Method: the ml service's own loader (`load_local_embedder(threads=2)`), 20 warm-up encodes, then
-`--queries` distinct questions alternating 1 and 2 threads (so drift hits both), `encode([q])`
-timed with `perf_counter`. Two conditions: `alone`, and `busy core` with a child process spinning
-on one core for the whole pass (a stand-in for the concurrent full-text query). Repeated
-`--runs` times; medians of the per-run percentiles are reported.
+Method: the ml service's own loader, once per backend (`load_local_embedder(threads=2,
+backend=...)`; the ONNX graph comes from its cache, exported first if missing), 20 warm-up
+encodes of each variant, then `--queries` distinct questions cycling through the four variants
+(torch or ONNX, 1 or 2 threads, so drift hits all), one `encode([q])` timed with `perf_counter`.
+torch's thread count is `torch.set_num_threads`; ONNX on 1 thread is the service's embedder,
+on 2 threads a second session over the same file with 2 intra-op threads. Two conditions:
+`alone`, and `busy core` with a child process spinning on one core for the whole pass (a
+stand-in for the concurrent full-text query). Repeated `--runs` times; medians of the per-run
+percentiles are reported.
 
     .venv/bin/python bench/query_encoding.py --runs 3 --json bench/results/query_encoding.json --write-docs
 """
@@ -18,6 +23,7 @@ from __future__ import annotations
 import multiprocessing
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -43,29 +49,74 @@ def _spin(stop_at: float) -> None:
         pass
 
 
-def measure(embedder: Any, queries: list[str]) -> dict[int, list[float]]:
+VARIANTS = (("torch", 1), ("torch", 2), ("onnx", 1), ("onnx", 2))
+
+
+def encoders() -> dict[tuple[str, int], Callable[[str], object]]:
+    """One function per variant that encodes one query on exactly that many threads."""
+    import onnxruntime as ort
     import torch
 
-    timings: dict[int, list[float]] = {1: [], 2: []}
+    from rae_ml.adapters.onnx_embedder import OnnxEmbedder, default_cache_dir, onnx_file_name
+    from rae_ml.adapters.sentence_transformer import default_model_path, load_local_embedder
+
+    torch_embedder: Any = load_local_embedder(threads=2, backend="torch")
+    onnx_embedder = load_local_embedder(threads=2, backend="onnx")
+    if not isinstance(onnx_embedder, OnnxEmbedder):
+        raise SystemExit("the ONNX backend fell back to torch (see the warning above)")
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    path = default_cache_dir() / onnx_file_name(default_model_path())
+    onnx_two = OnnxEmbedder(
+        onnx_embedder.name,
+        torch_embedder._model.tokenizer,
+        ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"]),
+        threads=1,
+        dimensions=onnx_embedder.dimensions,
+        max_tokens=onnx_embedder.max_tokens,
+    )
+
+    def on_torch(threads: int) -> Callable[[str], object]:
+        def encode(query: str) -> object:
+            torch.set_num_threads(threads)
+            return torch_embedder._model.encode([query], normalize_embeddings=True, show_progress_bar=False)
+
+        return encode
+
+    return {
+        ("torch", 1): on_torch(1),
+        ("torch", 2): on_torch(2),
+        ("onnx", 1): lambda query: onnx_embedder.encode([query]),
+        ("onnx", 2): lambda query: onnx_two.encode([query]),
+    }
+
+
+def measure(
+    encode: dict[tuple[str, int], Callable[[str], object]], queries: list[str]
+) -> dict[tuple[str, int], list[float]]:
+    timings: dict[tuple[str, int], list[float]] = {variant: [] for variant in VARIANTS}
     for n, query in enumerate(queries):
-        threads = 1 + n % 2
-        torch.set_num_threads(threads)
+        variant = VARIANTS[n % len(VARIANTS)]
         started = time.perf_counter()
-        embedder._model.encode([query], normalize_embeddings=True, show_progress_bar=False)
-        timings[threads].append((time.perf_counter() - started) * 1000)
+        encode[variant](query)
+        timings[variant].append((time.perf_counter() - started) * 1000)
     return timings
 
 
 def main() -> None:
     parser = base_parser(__doc__.split("\n\n")[0])
-    parser.add_argument("--queries", type=int, default=200, help="timed encodes per condition and run")
+    parser.add_argument(
+        "--queries", type=int, default=400, help="timed encodes per condition and run (a quarter per variant)"
+    )
     args = parser.parse_args()
-    from rae_ml.adapters.sentence_transformer import load_local_embedder
 
     info = machine_info()
-    embedder = load_local_embedder(threads=2)
-    for n in range(20):
-        embedder.encode([f"warm-up question number {n}?"])
+    encode = encoders()
+    for variant in VARIANTS:
+        for n in range(20):
+            encode[variant](f"warm-up question number {n}?")
     subjects = ["Priya", "Marco", "Hana", "Lena", "Omar"]
     topics = ["project Orion", "the Falcon budget", "the design review", "the launch", "tea"]
     runs: list[dict[str, Any]] = []
@@ -83,15 +134,19 @@ def main() -> None:
                 spinner.start()
             before = CpuSample.now()
             try:
-                timings = measure(embedder, queries)
+                timings = measure(encode, queries)
             finally:
                 if spinner is not None:
                     spinner.terminate()
                     spinner.join()
             cpu = before.until(CpuSample.now())
             result[condition] = {
-                str(threads): {"p50_ms": percentile(ts, 50), "p95_ms": percentile(ts, 95), "n": len(ts)}
-                for threads, ts in timings.items()
+                f"{backend}/{threads}": {
+                    "p50_ms": percentile(ts, 50),
+                    "p95_ms": percentile(ts, 95),
+                    "n": len(ts),
+                }
+                for (backend, threads), ts in timings.items()
             }
             result[condition]["machine_busy_cores"] = cpu["machine_busy_cores"]
             result[condition]["quiet_wait"] = quiet
@@ -101,14 +156,15 @@ def main() -> None:
     rows = []
     summary: dict[str, Any] = {}
     for condition in ("alone", "busy core"):
-        for threads in ("1", "2"):
-            p50 = median([r[condition][threads]["p50_ms"] for r in runs])
-            p95 = median([r[condition][threads]["p95_ms"] for r in runs])
+        for backend, threads in VARIANTS:
+            key = f"{backend}/{threads}"
+            p50 = median([r[condition][key]["p50_ms"] for r in runs])
+            p95 = median([r[condition][key]["p95_ms"] for r in runs])
             busy = median([r[condition]["machine_busy_cores"] for r in runs])
-            summary[f"{condition}/{threads}"] = {"p50_ms": p50, "p95_ms": p95}
-            rows.append([condition, threads, p50, p95, busy])
+            summary[f"{condition}/{key}"] = {"p50_ms": p50, "p95_ms": p95}
+            rows.append([condition, backend, threads, p50, p95, busy])
     table = format_table(
-        ["condition", "torch threads", "p50 ms", "p95 ms", "machine busy cores (median)"], rows
+        ["condition", "backend", "threads", "p50 ms", "p95 ms", "machine busy cores (median)"], rows
     )
     print(table)
     document = {"machine": info, "args": {**vars(args), "json": str(args.json)}, "runs": runs}
@@ -119,7 +175,7 @@ def main() -> None:
             f"### Results ({info['date'][:10]}, commit `{info['git_commit'][:10]}`)\n\n"
             f"{info['cores']} cores ({info['cpu_model']}); load average {info['load_average_at_start']} at "
             f"start, {load_average()} at end. `--runs {args.runs}`, {args.queries} encodes per condition "
-            f"and run (half on each thread count), one question per encode.\n\n{table}\n",
+            f"and run (a quarter per backend and thread count), one question per encode.\n\n{table}\n",
         )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 from collections.abc import AsyncIterator, Sequence
+from pathlib import Path
 from typing import Literal
 
 import httpx
@@ -21,7 +22,7 @@ from rae_common.telemetry import instrument_httpx
 from rae_ml.adapters.cache import RedisVectorCache
 from rae_ml.adapters.local_chat import LocalChatProvider
 from rae_ml.adapters.openai_compat import OpenAICompatibleClient, OpenAIEmbedder, ProviderMetrics, RetryPolicy
-from rae_ml.adapters.sentence_transformer import MINILM, load_local_embedder
+from rae_ml.adapters.sentence_transformer import MINILM, Backend, load_local_embedder
 from rae_ml.adapters.tokenizer import load_minilm_counter
 from rae_ml.api.routes import router
 from rae_ml.domain.embeddings import ModelInfo, ModelRegistry
@@ -71,6 +72,8 @@ class MLSettings(ServiceSettings):
     embedding_cache_ttl_s: int = Field(default=30 * 86400, ge=1)
     embedding_batch_size: int = Field(default=64, ge=1, le=2048)
     ml_torch_threads: int = Field(default=2, ge=1)
+    embedding_backend: Backend = "onnx"
+    embedding_onnx_cache_dir: str | None = None
 
     ml_providers: list[ProviderConfig] = Field(default_factory=list)
     ml_default_generate_model: str = LOCAL_MODEL
@@ -95,7 +98,14 @@ class MLSettings(ServiceSettings):
 def default_models(settings: MLSettings) -> ModelRegistry:
     """Every local embedding model this service offers, by name."""
     registry = ModelRegistry(default=settings.embedding_model)
-    registry.register(MINILM, functools.partial(load_local_embedder, settings.ml_torch_threads))
+    cache_dir = settings.embedding_onnx_cache_dir
+    load = functools.partial(
+        load_local_embedder,
+        settings.ml_torch_threads,
+        backend=settings.embedding_backend,
+        cache_dir=Path(cache_dir) if cache_dir else None,
+    )
+    registry.register(MINILM, load)
     return registry
 
 

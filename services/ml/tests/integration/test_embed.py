@@ -15,8 +15,8 @@ import pytest
 import redis.asyncio as aioredis
 
 from rae_common.testing import serve_app, settings_from_env
-from rae_ml.adapters.sentence_transformer import MINILM, SentenceTransformerEmbedder
-from rae_ml.domain.embeddings import ModelRegistry, cache_key
+from rae_ml.adapters.sentence_transformer import MINILM
+from rae_ml.domain.embeddings import Embedder, ModelRegistry, cache_key
 from rae_ml.main import MLSettings, create_app
 
 TENANT = {"X-Tenant-ID": "acme"}
@@ -104,7 +104,7 @@ async def test_second_call_is_served_from_the_cache(client: httpx.AsyncClient, r
 
 
 async def test_order_is_kept_with_hits_and_misses_mixed(
-    client: httpx.AsyncClient, local_embedder: SentenceTransformerEmbedder
+    client: httpx.AsyncClient, local_embedder: Embedder
 ) -> None:
     old = unique("The meeting moved to Tuesday", "Paris is the capital of France")
     new = unique("Bananas are rich in potassium", "The server crashed at noon", "Eve learns Rust")
@@ -245,11 +245,11 @@ async def test_redis_down_still_answers_and_is_not_ready(
 
 
 async def test_not_ready_while_the_model_loads_and_requests_wait_for_it(
-    infra_env: dict[str, str], local_embedder: SentenceTransformerEmbedder
+    infra_env: dict[str, str], local_embedder: Embedder
 ) -> None:
     release = threading.Event()
 
-    def slow_load() -> SentenceTransformerEmbedder:
+    def slow_load() -> Embedder:
         release.wait(timeout=30)
         return local_embedder
 
@@ -266,7 +266,7 @@ async def test_not_ready_while_the_model_loads_and_requests_wait_for_it(
 
 
 async def test_a_model_that_fails_to_load_is_a_503(infra_env: dict[str, str]) -> None:
-    def broken() -> SentenceTransformerEmbedder:
+    def broken() -> Embedder:
         raise OSError("model files missing")
 
     registry = ModelRegistry(default=MINILM.name)

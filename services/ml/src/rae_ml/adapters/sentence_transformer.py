@@ -1,33 +1,42 @@
 """The local embedding model: sentence-transformers on the CPU, loaded offline from a pip package.
 
-The only module that imports sentence_transformers or torch. Both are imported when a model is
-loaded, not when this module is: importing them takes seconds, and the service loads its model
-in a worker thread while it already answers `/healthz`.
+`load_local_embedder` runs it with ONNX Runtime (`rae_ml.adapters.onnx_embedder`) by default and
+with torch when asked, or when the ONNX graph cannot be built or does not match. Only these two
+modules import sentence_transformers, torch or onnxruntime, and only when a model is loaded, not
+when they are imported: importing them takes seconds, and the service loads its model in a
+worker thread while it already answers `/healthz`.
 """
 
 from __future__ import annotations
 
+import gc
+import logging
 import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
-from rae_ml.domain.embeddings import ModelInfo
+from rae_ml.domain.embeddings import Embedder, ModelInfo
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["MINILM", "SentenceTransformerEmbedder", "default_model_path", "load_local_embedder"]
+__all__ = ["MINILM", "Backend", "SentenceTransformerEmbedder", "default_model_path", "load_local_embedder"]
+
+Backend = Literal["onnx", "torch"]
 
 MINILM = ModelInfo(name="all-MiniLM-L6-v2", dimensions=384, provider="local", max_tokens=256)
 
 
-# Up to this many texts are encoded on one thread. A search query is one short text: split over
-# two threads it waits for the slower one, and on a busy 2-core machine that one is often
-# descheduled (one query, torch on 2 threads vs 1 beside other work: p50 32 vs 23 ms, p95 488 vs
-# 61 ms, measured on this 2-core VM while other tests ran). Batches keep every thread.
+# Up to this many texts are encoded on one thread (by either backend). A search query is one
+# short text: split over two threads it waits for the slower one, and on a busy 2-core machine
+# that one is often descheduled (one query, torch on 2 threads vs 1 beside other work: p50 32 vs
+# 23 ms, p95 488 vs 61 ms, measured on this 2-core VM while other tests ran). Batches keep every
+# thread.
 SMALL_BATCH = 4
+
+_log = logging.getLogger("rae.ml.embeddings")
 
 
 class SentenceTransformerEmbedder:
@@ -89,12 +98,20 @@ def default_model_path() -> Path:
 
 
 def load_local_embedder(
-    threads: int = 2, *, name: str = MINILM.name, path: Path | None = None
-) -> SentenceTransformerEmbedder:
+    threads: int = 2,
+    *,
+    name: str = MINILM.name,
+    path: Path | None = None,
+    backend: Backend = "onnx",
+    cache_dir: Path | None = None,
+) -> Embedder:
     """Load a sentence-transformers model from a local folder, never from the network.
 
-    Blocking (seconds: imports torch, reads the weights); call it from a worker thread in a
-    service. `threads` bounds torch's intra-op threads for the whole process.
+    Blocking (seconds: imports torch, reads the weights, on the first start exports the ONNX
+    graph); call it from a worker thread in a service. `threads` bounds the threads of one
+    encode (torch's intra-op threads for the whole process). With `backend="onnx"` the graph is
+    cached in `cache_dir` (default `onnx_embedder.default_cache_dir()`); any failure there falls
+    back to torch with a warning: the optimisation never keeps the model from loading.
     """
     # Read by huggingface_hub when first imported: set before the imports below.
     os.environ["HF_HUB_OFFLINE"] = "1"
@@ -105,5 +122,28 @@ def load_local_embedder(
 
     torch.set_num_threads(threads)
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    model = SentenceTransformer(str(path or default_model_path()), device="cpu", local_files_only=True)
-    return SentenceTransformerEmbedder(name, model, threads)
+    model_dir = path or default_model_path()
+    model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
+    reference = SentenceTransformerEmbedder(name, model, threads)
+    if backend == "torch":
+        return reference
+    # Imported here, not at the top: it imports SMALL_BATCH from this module.
+    from rae_ml.adapters import onnx_embedder
+
+    try:
+        embedder = onnx_embedder.load_onnx_embedder(
+            name,
+            model,
+            model_dir,
+            reference,
+            threads=threads,
+            cache_dir=cache_dir or onnx_embedder.default_cache_dir(),
+        )
+    except Exception as exc:
+        _log.warning("embedding model %s runs on torch: its ONNX graph is unusable: %r", name, exc)
+        return reference
+    # The torch model sits in reference cycles: collected now, not at some later collection,
+    # its weights (~90 MB) go as soon as the ONNX session has replaced them.
+    del model, reference
+    gc.collect()
+    return embedder
