@@ -4,15 +4,13 @@ in-process OTLP receiver."""
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer
 
 from rae_common.events import ALL_TOPICS, TOPIC_DLQ, TOPIC_MEMORY, TOPIC_ML, TOPIC_REFLECTION
-from rae_common.testing import OTLPReceiver
+from rae_common.testing import OTLPReceiver, skip_backlog
 from rae_localstack import Stack
 
 # Every service's consumer group and its topics. Earlier tests of the session (or of earlier
@@ -27,33 +25,6 @@ CONSUMER_GROUPS: Mapping[str, Sequence[str]] = {
 }
 
 
-async def _skip_backlog(bootstrap: str, timeout_s: float = 60) -> None:
-    """Join each group as its only member, and commit the end of every partition it consumes."""
-    for group, topics in CONSUMER_GROUPS.items():
-        consumer = AIOKafkaConsumer(
-            *topics,
-            bootstrap_servers=bootstrap,
-            group_id=group,
-            enable_auto_commit=False,
-            session_timeout_ms=2000,
-            heartbeat_interval_ms=500,
-            rebalance_timeout_ms=2000,
-        )
-        await consumer.start()
-        try:
-            await consumer.topics()
-            expected = sum(len(consumer.partitions_for_topic(t) or ()) for t in topics)
-            deadline = time.monotonic() + timeout_s
-            while len(consumer.assignment()) < expected:
-                assert time.monotonic() < deadline, f"group {group} never handed over all its partitions"
-                await consumer.getmany(timeout_ms=200)
-            partitions = list(consumer.assignment())
-            await consumer.seek_to_end(*partitions)
-            await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
-        finally:
-            await consumer.stop()
-
-
 @pytest.fixture(scope="session")
 def otlp() -> Iterator[OTLPReceiver]:
     receiver = OTLPReceiver()
@@ -66,7 +37,7 @@ def otlp() -> Iterator[OTLPReceiver]:
 def suite(stack: Stack, otlp: OTLPReceiver) -> Iterator[Stack]:
     # Services left from an earlier run would export to another receiver: start them afresh.
     stack.down_services()
-    asyncio.run(_skip_backlog(stack.service_env()["KAFKA_BOOTSTRAP_SERVERS"]))
+    asyncio.run(skip_backlog(stack.service_env()["KAFKA_BOOTSTRAP_SERVERS"], CONSUMER_GROUPS))
     stack.up_services(
         extra_env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,

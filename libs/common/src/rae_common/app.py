@@ -50,7 +50,7 @@ class ServiceState:
         return self.resources[name]
 
 
-def get_state(request: Request) -> ServiceState:
+async def get_state(request: Request) -> ServiceState:
     state: ServiceState = request.app.state.rae
     return state
 

@@ -8,7 +8,7 @@ import gzip
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
@@ -37,6 +37,7 @@ __all__ = [
     "serve_app",
     "serve_in_thread",
     "settings_from_env",
+    "skip_backlog",
 ]
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -238,3 +239,33 @@ def serve_in_thread(app: FastAPI, ready_path: str = "/readyz", timeout_s: float 
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+async def skip_backlog(bootstrap: str, groups: Mapping[str, Sequence[str]], timeout_s: float = 60) -> None:
+    """Join each consumer group (name -> its topics) as its only member and commit the end of
+    every partition it consumes, so its next member starts at what comes next, as a freshly
+    deployed service would, instead of working through what earlier tests left behind."""
+    for group, topics in groups.items():
+        consumer = AIOKafkaConsumer(
+            *topics,
+            bootstrap_servers=bootstrap,
+            group_id=group,
+            enable_auto_commit=False,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=500,
+            rebalance_timeout_ms=2000,
+        )
+        await consumer.start()
+        try:
+            await consumer.topics()
+            expected = sum(len(consumer.partitions_for_topic(t) or ()) for t in topics)
+            deadline = time.monotonic() + timeout_s
+            while len(consumer.assignment()) < expected:
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"group {group} never handed over all its partitions")
+                await consumer.getmany(timeout_ms=200)
+            partitions = list(consumer.assignment())
+            await consumer.seek_to_end(*partitions)
+            await consumer.commit({tp: await consumer.position(tp) for tp in partitions})
+        finally:
+            await consumer.stop()

@@ -106,9 +106,14 @@ async def test_concurrent_requests_overshoot_by_at_most_one_reservation(
     statuses = sorted(a.status_code for a in answers)
     assert set(statuses) == {200, 402}, [a.text for a in answers if a.status_code not in (200, 402)]
     used = sum(a.json()["usage"]["total_tokens"] for a in answers if a.status_code == 200)
-    # All twelve started with nothing spent: without reservations all would have gone through.
-    assert statuses.count(200) <= 3
+    # All twelve started with nothing spent: without reservations all would have gone through
+    # (12 calls use more than limit + one reservation). How many get in depends on timing: a
+    # call that finishes before the last ones arrive trades its reservation for its (smaller)
+    # usage. What the guard promises is the bound on what was spent.
+    assert statuses.count(402) >= 1
     assert used <= limit + reservation
+    largest = max(a.json()["usage"]["total_tokens"] for a in answers if a.status_code == 200)
+    assert 12 * largest > limit + reservation
 
 
 async def test_streamed_generation_passes_through_and_counts(

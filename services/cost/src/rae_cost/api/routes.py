@@ -25,7 +25,7 @@ from rae_cost.service import CostService
 router = APIRouter()
 
 
-def get_service(state: StateDep) -> CostService:
+async def get_service(state: StateDep) -> CostService:
     service: CostService = state.get("service")
     return service
 

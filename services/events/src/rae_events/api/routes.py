@@ -28,7 +28,7 @@ from rae_events.service import EventsService
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
 
-def get_service(state: StateDep) -> EventsService:
+async def get_service(state: StateDep) -> EventsService:
     service: EventsService = state.get("service")
     return service
 

@@ -35,7 +35,7 @@ _MAX_PER_MINUTE = 1_000_000
 TenantIdPath = Annotated[str, Path(min_length=1, max_length=64)]
 
 
-def get_store(state: StateDep) -> KeyStore:
+async def get_store(state: StateDep) -> KeyStore:
     store: KeyStore = state.get("keys")
     return store
 

@@ -28,7 +28,7 @@ __all__ = ["BudgetDep", "guarded_forward"]
 _log = logging.getLogger("rae.gateway.budget")
 
 
-def _store(state: StateDep) -> BudgetStore:
+async def _store(state: StateDep) -> BudgetStore:
     store: BudgetStore = state.get("budget")
     return store
 
@@ -96,7 +96,7 @@ async def guarded_forward(
     stream: bool = False,
 ) -> Response:
     """Forward a token-spending request if the tenant's budget allows `reserve_tokens` more."""
-    store = _store(state)
+    store = await _store(state)
     reservation = await _reserve(store, principal.tenant_id, reserve_tokens)
     if stream:
         try:

@@ -28,7 +28,7 @@ __all__ = ["router"]
 router = APIRouter(tags=["graph"])
 
 
-def get_service(state: StateDep) -> GraphService:
+async def get_service(state: StateDep) -> GraphService:
     service: GraphService = state.get("service")
     return service
 

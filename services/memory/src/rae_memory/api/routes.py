@@ -36,7 +36,7 @@ from rae_memory.service import IngestRequest, MemoryService, ingest
 router = APIRouter(tags=["memories"])
 
 
-def get_service(state: StateDep) -> MemoryService:
+async def get_service(state: StateDep) -> MemoryService:
     service: MemoryService = state.get("service")
     return service
 

@@ -18,7 +18,6 @@ import hashlib
 import logging
 import os
 import tempfile
-import threading
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -27,7 +26,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
-from rae_ml.adapters.sentence_transformer import SMALL_BATCH
+from rae_ml.adapters.sentence_transformer import SMALL_BATCH, LocalEmbedder
 from rae_ml.domain.embeddings import Embedder
 
 if TYPE_CHECKING:
@@ -73,7 +72,7 @@ class ParityError(ValueError):
     """The ONNX graph does not give the torch model's vectors."""
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(LocalEmbedder):
     """An `Embedder` over an exported transformer: mean pooling over the attention mask, then
     L2 normalisation (the Pooling and Normalize modules of all-MiniLM-L6-v2).
 
@@ -87,29 +86,13 @@ class OnnxEmbedder:
     def __init__(
         self, name: str, tokenizer: Any, session: Any, *, threads: int, dimensions: int, max_tokens: int
     ) -> None:
-        self._name = name
+        # The session may run concurrently: only tokenizing holds the lock.
+        super().__init__(name, dimensions, max_tokens)
         self._tokenizer = tokenizer
         self._session = session
         self._threads = threads
-        self._dimensions = dimensions
-        self._max_tokens = max_tokens
         self._pad_id = int(tokenizer.pad_token_id or 0)
         self._inputs = [i.name for i in session.get_inputs()]
-        # Hugging Face tokenizers refuse concurrent use from two threads ("Already borrowed");
-        # the session may run concurrently, so only tokenizing holds the lock.
-        self._lock = threading.Lock()
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dimensions(self) -> int:
-        return self._dimensions
-
-    @property
-    def max_tokens(self) -> int:
-        return self._max_tokens
 
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
         if not texts:

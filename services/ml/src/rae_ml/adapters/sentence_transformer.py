@@ -22,7 +22,14 @@ from rae_ml.domain.embeddings import Embedder, ModelInfo
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
-__all__ = ["MINILM", "Backend", "SentenceTransformerEmbedder", "default_model_path", "load_local_embedder"]
+__all__ = [
+    "MINILM",
+    "Backend",
+    "LocalEmbedder",
+    "SentenceTransformerEmbedder",
+    "default_model_path",
+    "load_local_embedder",
+]
 
 Backend = Literal["onnx", "torch"]
 
@@ -39,20 +46,15 @@ SMALL_BATCH = 4
 _log = logging.getLogger("rae.ml.embeddings")
 
 
-class SentenceTransformerEmbedder:
-    """An `Embedder` over a loaded SentenceTransformer."""
+class LocalEmbedder:
+    """What every local model's embedder has: a name, a dimension, a token limit, and a lock
+    around its tokenizer (Hugging Face tokenizers refuse concurrent use from two threads,
+    "Already borrowed")."""
 
-    def __init__(self, name: str, model: SentenceTransformer, threads: int = 1) -> None:
-        dimensions = model.get_embedding_dimension()
-        max_tokens = model.max_seq_length
-        if dimensions is None or max_tokens is None:
-            raise ValueError(f"model {name} does not declare its dimension and maximum sequence length")
+    def __init__(self, name: str, dimensions: int, max_tokens: int) -> None:
         self._name = name
-        self._model = model
-        self._dimensions = int(dimensions)
-        self._max_tokens = int(max_tokens)
-        self._threads = threads
-        # Hugging Face tokenizers refuse concurrent use from two threads ("Already borrowed").
+        self._dimensions = dimensions
+        self._max_tokens = max_tokens
         self._lock = threading.Lock()
 
     @property
@@ -66,6 +68,19 @@ class SentenceTransformerEmbedder:
     @property
     def max_tokens(self) -> int:
         return self._max_tokens
+
+
+class SentenceTransformerEmbedder(LocalEmbedder):
+    """An `Embedder` over a loaded SentenceTransformer."""
+
+    def __init__(self, name: str, model: SentenceTransformer, threads: int = 1) -> None:
+        dimensions = model.get_embedding_dimension()
+        max_tokens = model.max_seq_length
+        if dimensions is None or max_tokens is None:
+            raise ValueError(f"model {name} does not declare its dimension and maximum sequence length")
+        super().__init__(name, int(dimensions), int(max_tokens))
+        self._model = model
+        self._threads = threads
 
     def encode(self, texts: Sequence[str]) -> list[list[float]]:
         import torch

@@ -45,16 +45,16 @@ from rae_ml.usage import CallContext, UsageLedger
 router = APIRouter(prefix="/v1/ml", tags=["ml"])
 
 
-def _resource(name: str) -> Callable[[ServiceState], Any]:
+def _resource(name: str) -> Callable[[ServiceState], Awaitable[Any]]:
     """A dependency handing out what the lifespan put in `state.resources[name]`."""
 
-    def get(state: StateDep) -> Any:
+    async def get(state: StateDep) -> Any:
         return state.get(name)
 
     return get
 
 
-def call_context(tenant_id: TenantDep) -> CallContext:
+async def call_context(tenant_id: TenantDep) -> CallContext:
     """The call's usage id: the request id plus a suffix of its own. A client chooses its
     X-Request-ID (the gateway passes it on), and the cost service counts one usage per id, so a
     reused request id must not make a second call free."""

@@ -21,7 +21,7 @@ from rae_reflection.service import ReflectionService
 router = APIRouter(tags=["reflections"])
 
 
-def get_service(state: StateDep) -> ReflectionService:
+async def get_service(state: StateDep) -> ReflectionService:
     service: ReflectionService = state.get("service")
     return service
 
