@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import threading
 import time
@@ -14,6 +15,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
+from rae_common.contracts.ml import vectors_from_base64
 from rae_common.testing import serve_app, settings_from_env
 from rae_ml.adapters.sentence_transformer import MINILM
 from rae_ml.domain.embeddings import Embedder, ModelRegistry, cache_key
@@ -70,6 +72,21 @@ async def test_vectors_are_384_d_unit_norm_and_the_same_for_the_same_text(client
     assert body["vectors"][0] != body["vectors"][1]
     again = await embed(client, [texts[0]])
     assert again["vectors"][0] == body["vectors"][0]
+
+
+async def test_base64_vectors_are_the_float32_bytes_of_the_float_vectors(client: httpx.AsyncClient) -> None:
+    texts = unique("Bob moved to Lisbon", "The build is green again")
+    floats = await embed(client, texts)
+    response = await client.post(
+        "/v1/ml/embed", json={"texts": texts, "encoding_format": "base64"}, headers=TENANT
+    )
+    assert response.status_code == 200, response.text
+    encoded = response.json()["vectors"]
+    assert all(isinstance(v, str) for v in encoded)
+    decoded = np.array([np.frombuffer(base64.b64decode(v), dtype="<f4") for v in encoded])
+    assert decoded.shape == (2, 384)
+    assert np.array_equal(decoded, np.array(floats["vectors"], dtype=np.float32))
+    assert vectors_from_base64(encoded) == decoded.tolist()
 
 
 async def test_similar_sentences_are_closer_than_unrelated_ones(client: httpx.AsyncClient) -> None:
@@ -152,6 +169,7 @@ async def test_usage_counts_the_tokenizers_tokens_truncated_to_the_model_limit(
         ({"texts": "not a list"}, "validation-error"),
         ({"texts": ["x"], "temperature": 1}, "validation-error"),
         ({"texts": ["x"], "model": "text-embedding-3-large"}, "unknown-model"),
+        ({"texts": ["x"], "encoding_format": "int8"}, "validation-error"),
     ],
 )
 async def test_bad_input_is_a_422_problem(client: httpx.AsyncClient, payload: dict, slug: str) -> None:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import httpx
 
 from rae_common.auth import TENANT_HEADER
+from rae_common.contracts.ml import vectors_from_base64
 from rae_common.errors import ProblemError
 
 __all__ = ["Embedded", "EmbeddingClient"]
@@ -31,7 +32,8 @@ class EmbeddingClient:
         try:
             response = await self.http.post(
                 self.url,
-                json={"texts": list(texts), "model": self.model},
+                # base64: a quarter of the bytes, and no parsing of ~100k JSON floats per batch.
+                json={"texts": list(texts), "model": self.model, "encoding_format": "base64"},
                 headers={TENANT_HEADER: tenant_id},
                 timeout=httpx.Timeout(120.0, connect=2.0),
             )
@@ -46,4 +48,4 @@ class EmbeddingClient:
                 slug="embeddings-failed",
             )
         body = response.json()
-        return Embedded(model=body["model"], vectors=body["vectors"])
+        return Embedded(model=body["model"], vectors=vectors_from_base64(body["vectors"]))

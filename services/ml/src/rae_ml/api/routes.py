@@ -23,6 +23,7 @@ from rae_common.contracts.ml import (
     GenerateRequest,
     GenerateResponse,
     ModelList,
+    vectors_to_base64,
 )
 from rae_common.errors import PROBLEM_BASE, ProblemError
 from rae_common.middleware import current_request_id
@@ -138,7 +139,7 @@ async def embed(
     return {
         "model": info.name,
         "dimensions": info.dimensions,
-        "vectors": result.vectors,
+        "vectors": result.vectors if body.encoding_format == "float" else vectors_to_base64(result.vectors),
         "cached": result.cached,
         "usage": meter.usage,
     }
