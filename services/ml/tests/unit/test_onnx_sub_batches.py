@@ -21,9 +21,9 @@ def test_every_text_runs_once_with_texts_of_similar_length_together() -> None:
 def test_a_sub_batch_holds_at_most_the_token_budget_of_padded_tokens() -> None:
     ids = [[0] * 256 for _ in range(20)] + [[0] * 10 for _ in range(100)]
 
-    chunks = _sub_batches(ids, rows=SUB_BATCH)
+    chunks = _sub_batches(ids, rows=32)
 
-    assert all(len(chunk) <= SUB_BATCH for chunk in chunks)
+    assert all(len(chunk) <= 32 for chunk in chunks)
     assert all(len(chunk) * max(len(ids[i]) for i in chunk) <= TOKENS_PER_RUN for chunk in chunks)
     assert [len(chunk) for chunk in chunks] == [32, 32, 32, 8, 8, 8]
 
