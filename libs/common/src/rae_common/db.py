@@ -14,7 +14,7 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["Migration", "apply_migrations", "create_pool", "load_migrations", "tenant_tx"]
+__all__ = ["Migration", "Where", "apply_migrations", "create_pool", "load_migrations", "tenant_tx"]
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -47,6 +47,45 @@ async def tenant_tx(pool: asyncpg.Pool, tenant_id: str) -> AsyncIterator[asyncpg
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT set_config('rae.tenant_id', $1, true)", tenant_id)
         yield conn
+
+
+class Where:
+    """A WHERE clause built condition by condition, its values bound as `$n` parameters.
+
+    `params` is the statement's parameter list (values already in it keep their numbers); the
+    conditions' values are appended to it."""
+
+    def __init__(self, params: list[Any] | None = None) -> None:
+        self.params: list[Any] = params if params is not None else []
+        self.conditions: list[str] = []
+
+    def bind(self, value: Any) -> str:
+        """`$n` of `value`, appended to the parameters."""
+        self.params.append(value)
+        return f"${len(self.params)}"
+
+    def add(self, condition: str) -> None:
+        self.conditions.append(condition)
+
+    def equals(self, column: str, value: Any) -> None:
+        """`column = value`, unless value is None (no condition)."""
+        if value is not None:
+            self.add(f"{column} = {self.bind(value)}")
+
+    def window(self, column: str, since: Any, until: Any) -> None:
+        """`since <= column < until`, each bound only when given."""
+        if since is not None:
+            self.add(f"{column} >= {self.bind(since)}")
+        if until is not None:
+            self.add(f"{column} < {self.bind(until)}")
+
+    def before(self, columns: tuple[str, str], keyset: tuple[Any, Any] | None) -> None:
+        """Rows after the keyset `(time, id)` of a newest-first page (none when it is None)."""
+        if keyset is not None:
+            self.add(f"({columns[0]}, {columns[1]}) < ({self.bind(keyset[0])}, {self.bind(keyset[1])})")
+
+    def sql(self) -> str:
+        return " AND ".join(self.conditions) if self.conditions else "true"
 
 
 def load_migrations(package: str, folder: str = "migrations") -> list[Migration]:

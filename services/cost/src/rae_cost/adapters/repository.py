@@ -17,6 +17,7 @@ from typing import Any
 
 import asyncpg
 
+from rae_common.db import Where
 from rae_cost.domain.budgets import Budget, Crossing, Totals, period_bounds, utc_day
 from rae_cost.domain.calls import Call
 
@@ -219,31 +220,20 @@ async def logs(
     limit: int,
 ) -> list[dict[str, Any]]:
     """The tenant's calls, newest first, after the keyset `after` (occurred_at, id)."""
-    params: list[Any] = [tenant_id]
-
-    def bind(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    conditions = ["tenant_id = $1"]
-    for column in ("model", "provider"):
-        value = getattr(filters, column)
-        if value is not None:
-            conditions.append(f"{column} = {bind(value)}")
+    where = Where([tenant_id])
+    where.add("tenant_id = $1")
+    where.equals("model", filters.model)
+    where.equals("provider", filters.provider)
     if filters.request_id is not None:
         # ml records `<X-Request-ID>.<call>`: the HTTP request's id finds all of its calls.
-        value = bind(filters.request_id)
-        conditions.append(f"(request_id = {value} OR left(request_id, length({value}) + 1) = {value} || '.')")
-    if filters.since is not None:
-        conditions.append(f"occurred_at >= {bind(filters.since)}")
-    if filters.until is not None:
-        conditions.append(f"occurred_at < {bind(filters.until)}")
-    if after is not None:
-        conditions.append(f"(occurred_at, id) < ({bind(after[0])}, {bind(after[1])})")
+        value = where.bind(filters.request_id)
+        where.add(f"(request_id = {value} OR left(request_id, length({value}) + 1) = {value} || '.')")
+    where.window("occurred_at", filters.since, filters.until)
+    where.before(("occurred_at", "id"), after)
     rows = await conn.fetch(
-        f"""SELECT {_LOG_COLUMNS} FROM {SCHEMA}.cost_logs WHERE {" AND ".join(conditions)}
-            ORDER BY occurred_at DESC, id DESC LIMIT {bind(limit)}""",
-        *params,
+        f"""SELECT {_LOG_COLUMNS} FROM {SCHEMA}.cost_logs WHERE {where.sql()}
+            ORDER BY occurred_at DESC, id DESC LIMIT {where.bind(limit)}""",
+        *where.params,
     )
     return [dict(row) for row in rows]
 

@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from rae_common.contracts.events import CommandType, FiringStatus, RuleType
+from rae_common.db import Where
 from rae_common.events import Envelope
 from rae_events.adapters.event_log import SCHEMA
 from rae_events.domain.rules import Rule, RuleSpec, RuleState, parse_spec
@@ -294,27 +295,16 @@ async def firings(
     limit: int,
 ) -> list[dict[str, Any]]:
     """The tenant's firings, newest first, after the keyset `after` (created_at, id)."""
-    params: list[Any] = [tenant_id]
-
-    def bind(value: Any) -> str:
-        params.append(value)
-        return f"${len(params)}"
-
-    conditions = ["tenant_id = $1"]
-    if filters.rule_id is not None:
-        conditions.append(f"rule_id = {bind(filters.rule_id)}")
-    if filters.status is not None:
-        conditions.append(f"status = {bind(filters.status)}")
-    if filters.since is not None:
-        conditions.append(f"created_at >= {bind(filters.since)}")
-    if filters.until is not None:
-        conditions.append(f"created_at < {bind(filters.until)}")
-    if after is not None:
-        conditions.append(f"(created_at, id) < ({bind(after[0])}, {bind(after[1])})")
+    where = Where([tenant_id])
+    where.add("tenant_id = $1")
+    where.equals("rule_id", filters.rule_id)
+    where.equals("status", filters.status)
+    where.window("created_at", filters.since, filters.until)
+    where.before(("created_at", "id"), after)
     rows = await conn.fetch(
-        f"""SELECT {_FIRING_COLUMNS} FROM {SCHEMA}.firings WHERE {" AND ".join(conditions)}
-            ORDER BY created_at DESC, id DESC LIMIT {bind(limit)}""",
-        *params,
+        f"""SELECT {_FIRING_COLUMNS} FROM {SCHEMA}.firings WHERE {where.sql()}
+            ORDER BY created_at DESC, id DESC LIMIT {where.bind(limit)}""",
+        *where.params,
     )
     return [dict(row) for row in rows]
 

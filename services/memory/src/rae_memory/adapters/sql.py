@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from rae_common.db import Where
+
 __all__ = ["COLUMNS", "LIVE", "SCHEMA", "Filters", "vector_param", "vectors_param"]
 
 SCHEMA = "memory"
@@ -50,22 +52,14 @@ class Filters:
     def sql(self, params: list[Any], alias: str = "") -> str:
         """WHERE conditions (tenant excluded) appending their values to `params`."""
         p = f"{alias}." if alias else ""
-        conditions = [LIVE.replace("expires_at", f"{p}expires_at")]
-
-        def bind(value: Any) -> str:
-            params.append(value)
-            return f"${len(params)}"
-
+        where = Where(params)
+        where.add(LIVE.replace("expires_at", f"{p}expires_at"))
         if self.layers:
-            conditions.append(f"{p}layer = ANY({bind(list(self.layers))}::text[])")
+            where.add(f"{p}layer = ANY({where.bind(list(self.layers))}::text[])")
         if self.tags:
-            conditions.append(f"{p}tags @> {bind(list(self.tags))}::text[]")
+            where.add(f"{p}tags @> {where.bind(list(self.tags))}::text[]")
         if self.metadata:
-            conditions.append(f"{p}metadata @> {bind(self.metadata)}::jsonb")
-        if self.since is not None:
-            conditions.append(f"{p}created_at >= {bind(self.since)}")
-        if self.until is not None:
-            conditions.append(f"{p}created_at < {bind(self.until)}")
-        if self.subject is not None:
-            conditions.append(f"{p}subject = {bind(self.subject)}")
-        return " AND ".join(conditions)
+            where.add(f"{p}metadata @> {where.bind(self.metadata)}::jsonb")
+        where.window(f"{p}created_at", self.since, self.until)
+        where.equals(f"{p}subject", self.subject)
+        return where.sql()
