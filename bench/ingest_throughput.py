@@ -2,7 +2,8 @@
 own throughput measured in the same run. Target: ratio >= 0.8.
 
 - raw: the ml service's own loader (`rae_ml.adapters.sentence_transformer.load_local_embedder`)
-  in this process, 2 torch threads, batches of 64 (EMBEDDING_BATCH_SIZE), N texts -> sentences/s.
+  in this process, 2 threads (ML_TORCH_THREADS: ONNX Runtime workers, or torch's), batches of 64
+  (EMBEDDING_BATCH_SIZE), N texts -> sentences/s.
   Meanwhile the services are idle.
 - gateway: `POST /v1/memories/batch` with batches of 256 new texts into one tenant, sequential
   requests, N texts -> memories/s from the first request sent to the last answer received.
@@ -107,7 +108,7 @@ def main() -> int:
     parser.add_argument("--texts", type=int, default=1024, help="texts per measurement (default 1024)")
     parser.add_argument("--batch-size", type=int, default=256, help="items per batch request (default 256)")
     parser.add_argument("--raw-batch-size", type=int, default=64, help="raw encode batch (default 64)")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads of the raw model (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="threads of the raw model (default 2)")
     parser.add_argument("--max-seconds", type=float, default=900.0, help="time bound of one measurement")
     parser.add_argument("--session", default="", help="run tag put in every text (default: from the clock)")
     parser.add_argument(
@@ -200,6 +201,7 @@ def main() -> int:
             "gateway_batch_size": args.batch_size,
             "raw_batch_size": args.raw_batch_size,
             "raw_torch_threads": args.threads,
+            "backend": "onnx" if type(embedder).__name__ == "OnnxEmbedder" else "torch",
             "ml_service_torch_threads": int(os.environ.get("ML_TORCH_THREADS", "2")),
             "seed": args.seed,
             "paused_services": paused,
@@ -306,7 +308,8 @@ def render_docs(doc: dict[str, Any], table: str) -> str:
         f"load average {m['load_average_at_start']} at start, {m['load_average_at_end']} at end.",
         f"`--runs {p['runs']}`: {p['texts_per_measurement']} texts per measurement "
         f"(mean {p['mean_words_per_text']:.1f} words), gateway batches of {p['gateway_batch_size']}, "
-        f"raw batches of {p['raw_batch_size']} with {p['raw_torch_threads']} torch threads; "
+        f"raw batches of {p['raw_batch_size']} with {p['raw_torch_threads']} threads "
+        f"({p.get('backend', 'torch')}); "
         f"services stopped during the measurements: {', '.join(p.get('paused_services') or ['none'])}.",
         "",
         table,

@@ -37,7 +37,7 @@ class MemorySettings(ServiceSettings):
     recency_half_life_days: float = Field(default=30.0, gt=0)
     search_lexical_pool: int = Field(default=500, ge=10, le=100_000)
     search_common_lexeme_fraction: float = Field(default=0.1, gt=0, le=1)
-    ingest_embed_chunk: int = Field(default=1000, ge=1, le=1000)
+    ingest_embed_chunk: int = Field(default=128, ge=1, le=1000)
     expiry_sweep_interval_s: float = Field(default=60.0, gt=0)
     max_ingest_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 

@@ -60,7 +60,7 @@ class MemoryService:
         recency_half_life: timedelta = timedelta(days=30),
         candidates_per_k: int = 4,
         min_candidates: int = 50,
-        embed_chunk: int = 1000,
+        embed_chunk: int = 128,
         lexical_pool: int = 500,
         common_lexeme_fraction: float = 0.1,
     ) -> None:
@@ -124,10 +124,11 @@ class MemoryService:
                     return [], _check_replay(claimed, idempotency[1])
             if document is not None:
                 await self.repo.insert_document(conn, tenant_id, document)
-            # Large writes are embedded in parts of `embed_chunk`, part n+1 while Postgres inserts
-            # part n. On 2 cores the overlap slowed the model more than it hid the inserts
-            # (bench/ingest_throughput.py: ratio 0.61 with parts of 64 against 0.74 in one call),
-            # so by default a batch (at most 1,000) is one part.
+            # Writes are embedded in parts of `embed_chunk`, part n+1 while Postgres inserts part n.
+            # With torch on 2 cores the overlap slowed the model more than it hid the inserts;
+            # with ONNX Runtime (workers that do not spin) it pays: batches of 256 through the
+            # gateway, median of 3 runs, 111.8 memories/s with parts of 128 vs 98.7 in one part
+            # and 96.7 with parts of 64 (bench/ingest_throughput.py, docs/BENCHMARKS.md).
             pending = self._embed_task(tenant_id, parts[0]) if parts else None
             try:
                 for n, part in enumerate(parts):
