@@ -126,9 +126,10 @@ class MemoryService:
                 await self.repo.insert_document(conn, tenant_id, document)
             # Writes are embedded in parts of `embed_chunk`, part n+1 while Postgres inserts part n.
             # With torch on 2 cores the overlap slowed the model more than it hid the inserts;
-            # with ONNX Runtime (workers that do not spin) it pays: batches of 256 through the
-            # gateway, median of 3 runs, 111.8 memories/s with parts of 128 vs 98.7 in one part
-            # and 96.7 with parts of 64 (bench/ingest_throughput.py, docs/BENCHMARKS.md).
+            # with ONNX Runtime (workers that do not spin) it pays a little: batches of 256 through
+            # the gateway, medians of 3 runs, 111.8 and 99.3 memories/s in two invocations with
+            # parts of 128 vs 98.7 in one part and 96.7 with parts of 64 (bench/ingest_throughput.py;
+            # run-to-run noise here is ~10 %).
             pending = self._embed_task(tenant_id, parts[0]) if parts else None
             try:
                 for n, part in enumerate(parts):
