@@ -192,6 +192,7 @@ class KafkaConsumerLoop:
         retry_backoff_s: float = 0.1,
         poll_timeout_ms: int = 200,
         reconnect_backoff_s: float = 0.5,
+        stop_timeout_s: float = 30.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
@@ -206,6 +207,7 @@ class KafkaConsumerLoop:
         self.retry_backoff_s = retry_backoff_s
         self.poll_timeout_ms = poll_timeout_ms
         self.reconnect_backoff_s = reconnect_backoff_s
+        self.stop_timeout_s = stop_timeout_s
         self._tracer = _tracer(tracer_provider)
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -218,11 +220,24 @@ class KafkaConsumerLoop:
             self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group_id}")
 
     async def stop(self) -> None:
-        """Finish the record in hand, commit, leave the group."""
+        """Finish the record in hand, commit, leave the group; give up after `stop_timeout_s`.
+
+        The bound is for a broker that never answers the group's leave or join (seen with the
+        local broker when members come and go quickly): a service must still shut down. What
+        was handled but not committed then is delivered again, which the inboxes absorb."""
         self._stopping.set()
         if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=self.stop_timeout_s)
+            except TimeoutError:
+                _log.warning(
+                    "consumer %s did not stop within %.0f s; cancelled", self.group_id, self.stop_timeout_s
+                )
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+            except asyncio.CancelledError:
+                pass
             self._task = None
 
     def _new_consumer(self) -> AIOKafkaConsumer:

@@ -200,3 +200,25 @@ async def test_stop_finishes_the_record_in_hand_and_commits_it(settings: Service
     finally:
         await loop.stop()
     assert after.done == ["not-started"]
+
+
+async def test_stop_gives_up_on_a_handler_that_never_ends(settings: ServiceSettings, publisher) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    entered, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def stuck(envelope: Envelope, meta: ConsumedRecord) -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    loop = consumer(settings, topic, stuck, f"g-{uuid.uuid4().hex[:6]}", stop_timeout_s=1.0)
+    await publisher.publish(event("forever"), topic=topic)
+    loop.start()
+    await asyncio.wait_for(entered.wait(), timeout=30)
+    started = time.monotonic()
+    await asyncio.wait_for(loop.stop(), timeout=15)
+    assert cancelled.is_set()
+    assert time.monotonic() - started < 10
