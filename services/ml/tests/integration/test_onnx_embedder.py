@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,7 +13,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper
 
-from rae_ml.adapters.onnx_embedder import OnnxEmbedder, onnx_file_name
+from rae_ml.adapters.onnx_embedder import OnnxEmbedder, load_verified_from_cache, onnx_file_name
 from rae_ml.adapters.sentence_transformer import (
     MINILM,
     SentenceTransformerEmbedder,
@@ -153,14 +156,16 @@ def test_token_counts_equal_the_torch_embedders(local_embedder: Embedder, torch_
 def test_the_graph_is_exported_once_and_reused(cache_dir: Path, torch_embedder: Embedder) -> None:
     first = default_models(MLSettings(embedding_onnx_cache_dir=str(cache_dir))).build(MINILM.name)
     assert isinstance(first, OnnxEmbedder)
-    [exported] = list(cache_dir.iterdir())  # no temporary file left beside it
-    assert exported.name == onnx_file_name(default_model_path())
+    # The graph and the torch vectors it was checked against; no temporary file left beside them.
+    exported = cache_dir / onnx_file_name(default_model_path())
+    reference = exported.with_suffix(".reference.json")
+    assert sorted(cache_dir.iterdir()) == sorted([exported, reference])
     written = exported.stat()
 
     second = load_local_embedder(threads=2, cache_dir=cache_dir)
 
     assert isinstance(second, OnnxEmbedder)
-    assert list(cache_dir.iterdir()) == [exported]
+    assert sorted(cache_dir.iterdir()) == sorted([exported, reference])
     again = exported.stat()
     assert (again.st_ino, again.st_mtime_ns, again.st_size) == (
         written.st_ino,
@@ -242,3 +247,43 @@ def wrong_graph() -> onnx.ModelProto:
     ]
     graph = helper.make_graph(nodes, "wrong", inputs, [output], initializer=constants)
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_a_restart_loads_the_verified_graph_without_torch(cache_dir: Path, torch_embedder: Embedder) -> None:
+    load_local_embedder(threads=2, cache_dir=cache_dir)  # exports, checks against torch, keeps the proof
+
+    restarted = load_verified_from_cache(MINILM.name, default_model_path(), threads=2, cache_dir=cache_dir)
+
+    assert isinstance(restarted, OnnxEmbedder)
+    assert cosines(restarted.encode(TEXTS), torch_embedder.encode(TEXTS)).min() >= 0.9999
+    assert restarted.count_tokens(TEXTS) == torch_embedder.count_tokens(TEXTS)
+    # In a fresh process, the default loader does not import torch at all.
+    probe = (
+        "import sys; from pathlib import Path\n"
+        "from rae_ml.adapters.sentence_transformer import load_local_embedder\n"
+        f"e = load_local_embedder(threads=1, cache_dir=Path({str(cache_dir)!r}))\n"
+        "assert type(e).__name__ == 'OnnxEmbedder', type(e)\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", probe], check=True, timeout=120)
+
+
+def test_a_stored_reference_that_disagrees_sends_the_start_through_torch(
+    cache_dir: Path, torch_embedder: Embedder, caplog: pytest.LogCaptureFixture
+) -> None:
+    load_local_embedder(threads=2, cache_dir=cache_dir)
+    reference = (cache_dir / onnx_file_name(default_model_path())).with_suffix(".reference.json")
+    stored = json.loads(reference.read_text())
+    reference.write_text(json.dumps({**stored, "probes": [[-x for x in v] for v in stored["probes"]]}))
+
+    with caplog.at_level(logging.WARNING, logger="rae.ml.embeddings"):
+        assert (
+            load_verified_from_cache(MINILM.name, default_model_path(), threads=2, cache_dir=cache_dir)
+            is None
+        )
+        embedder = load_local_embedder(threads=2, cache_dir=cache_dir)
+
+    assert "cannot start without torch" in caplog.text
+    assert isinstance(embedder, OnnxEmbedder)
+    assert cosines(embedder.encode(TEXTS), torch_embedder.encode(TEXTS)).min() >= 0.9999
+    assert json.loads(reference.read_text())["probes"] == stored["probes"]  # written again by torch

@@ -128,6 +128,16 @@ def load_local_embedder(
     cached in `cache_dir` (default `onnx_embedder.default_cache_dir()`); any failure there falls
     back to torch with a warning: the optimisation never keeps the model from loading.
     """
+    model_dir = path or default_model_path()
+    if backend == "onnx":
+        # Imported here, not at the top: it imports SMALL_BATCH from this module.
+        from rae_ml.adapters import onnx_embedder
+
+        cached = onnx_embedder.load_verified_from_cache(
+            name, model_dir, threads=threads, cache_dir=cache_dir or onnx_embedder.default_cache_dir()
+        )
+        if cached is not None:
+            return cached
     # Read by huggingface_hub when first imported: set before the imports below.
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
@@ -137,14 +147,10 @@ def load_local_embedder(
 
     torch.set_num_threads(threads)
     transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    model_dir = path or default_model_path()
     model = SentenceTransformer(str(model_dir), device="cpu", local_files_only=True)
     reference = SentenceTransformerEmbedder(name, model, threads)
     if backend == "torch":
         return reference
-    # Imported here, not at the top: it imports SMALL_BATCH from this module.
-    from rae_ml.adapters import onnx_embedder
-
     try:
         embedder = onnx_embedder.load_onnx_embedder(
             name,
