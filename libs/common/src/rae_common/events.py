@@ -179,7 +179,8 @@ class MemoryDeleted(EventData):
 
 @registry.register("llm.usage", 1)
 class LlmUsage(EventData):
-    """One model call's tokens and cost; the envelope's idempotency key is the request id."""
+    """One model call's tokens and cost, or the sums of `calls` calls rolled up by ml (embedding
+    calls, per tenant and model and window); the envelope's idempotency key is the request id."""
 
     request_id: str
     operation: str = Field(description="generate | embed | extract")
@@ -190,6 +191,9 @@ class LlmUsage(EventData):
     cost_usd: float = Field(ge=0)
     estimated: bool = Field(description="True: a tokenizer estimate, not the provider's own count")
     trace_id: str | None = Field(default=None, description="32 hex digits of the W3C trace the call ran in")
+    calls: int = Field(
+        default=1, ge=1, description="Calls summed in this event (> 1 only for a roll-up, which has no trace)"
+    )
 
 
 class _BudgetCrossed(EventData):

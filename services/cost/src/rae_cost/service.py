@@ -75,6 +75,7 @@ class CostService:
             estimated=usage.estimated,
             trace_id=usage.trace_id,
             occurred_at=as_utc(envelope.occurred_at),
+            calls=usage.calls,
         )
         day = utc_day(call.occurred_at)
         outcome: _Evaluation | None = None

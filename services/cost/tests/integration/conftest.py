@@ -80,6 +80,8 @@ class CostHarness:
         model: str = "gpt-test",
         provider: str = "openai",
         at: datetime = NOW,
+        calls: int = 1,
+        operation: str = "generate",
     ) -> Envelope:
         """An `llm.usage` envelope as ml publishes it."""
         request_id = request_id or f"req-{uuid.uuid4().hex[:12]}"
@@ -91,14 +93,15 @@ class CostHarness:
             idempotency_key=request_id,
             data=LlmUsage(
                 request_id=request_id,
-                operation="generate",
+                operation=operation,
                 model=model,
                 provider=provider,
                 prompt_tokens=prompt,
                 completion_tokens=completion,
                 cost_usd=cost,
                 estimated=False,
-                trace_id="ab" * 16,
+                trace_id="ab" * 16 if calls == 1 else None,
+                calls=calls,
             ),
         )
 

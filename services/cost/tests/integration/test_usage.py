@@ -49,6 +49,28 @@ async def test_a_redelivered_or_resent_call_counts_once(cost, tenant: str) -> No
     assert governance["current"]["day"]["usd"] == 0.75
 
 
+async def test_a_rolled_up_event_counts_all_its_calls(cost, tenant: str) -> None:
+    single = cost.usage(tenant, prompt=7, completion=0, cost=0.0, model="mini", operation="embed")
+    rolled = cost.usage(
+        tenant,
+        request_id="rollup.1",
+        prompt=300,
+        completion=0,
+        cost=0.0,
+        model="mini",
+        operation="embed",
+        calls=41,
+    )
+    await cost.consume(single, rolled)
+
+    items = {i["request_id"]: i for i in (await cost.logs(tenant))["items"]}
+    assert items["rollup.1"]["calls"] == 41 and items["rollup.1"]["input_tokens"] == 300
+    assert items["rollup.1"]["trace_id"] is None
+    assert items[single.data.request_id]["calls"] == 1
+    [day] = (await cost.governance(tenant))["usage"]
+    assert (day["calls"], day["input_tokens"]) == (42, 307)
+
+
 async def test_logs_are_paged_newest_first_and_filtered(cost, tenant: str) -> None:
     calls = [
         cost.usage(

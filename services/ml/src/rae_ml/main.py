@@ -86,6 +86,9 @@ class MLSettings(ServiceSettings):
     ml_breaker_reset_s: float = Field(default=30.0, gt=0)
     ml_pricing_file: str | None = None
     ml_price_overrides: dict[str, Price] = Field(default_factory=dict)
+    # Embedding usage summed per tenant and model for this long, then one llm.usage event;
+    # 0: one event per call (see rae_ml.domain.rollup for why).
+    usage_rollup_window_s: float = Field(default=1.0, ge=0, le=60)
 
     @model_validator(mode="after")
     def _unique_providers(self) -> MLSettings:
@@ -194,6 +197,7 @@ def create_app(
                 usage_metrics,
                 trace.get_tracer("rae.ml", tracer_provider=state.tracer_provider),
                 producer=settings.service_name,
+                rollup_window_s=settings.usage_rollup_window_s,
             )
             remote = [OpenAIEmbedder(clients[info.provider], info) for info in remote_infos]
             embeddings = EmbeddingService(
@@ -220,7 +224,8 @@ def create_app(
                 ledger=ledger,
             )
             try:
-                yield
+                async with ledger.rolling_up():
+                    yield
             finally:
                 await embeddings.close()
 

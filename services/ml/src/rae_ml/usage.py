@@ -3,6 +3,10 @@
 The event goes through the outbox (one INSERT; the relay publishes it to `rae.ml.v1`), so a
 broker outage delays it and loses nothing. The request id is its idempotency key: the cost
 service counts a retried request once.
+
+Embedding calls are rolled up (`rae_ml.domain.rollup`): their usage is summed per tenant and
+model and queued as one event per window (`calls` says how many), off the request's path. A
+crash loses at most the last window's sums; a failed write keeps them for the next window.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +28,7 @@ from rae_common.contracts.ml import Usage
 from rae_common.events import LlmUsage, new_envelope
 from rae_common.outbox import add_to_outbox
 from rae_ml.domain.pricing import PriceTable
+from rae_ml.domain.rollup import RollupKey, Tally, UsageRollup
 
 __all__ = ["CallContext", "Meter", "UsageLedger", "UsageMetrics"]
 
@@ -63,6 +69,12 @@ class UsageMetrics:
             "llm.usage events that could not be written to the outbox (Postgres down)",
             registry=registry,
         )
+        self.rolled_up = Counter(
+            "rae_ml_usage_rolled_up_calls",
+            "Calls whose usage was summed into a rolled-up llm.usage event, by operation",
+            ["operation"],
+            registry=registry,
+        )
 
 
 class Meter:
@@ -92,7 +104,11 @@ class UsageLedger:
         tracer: Tracer,
         *,
         producer: str,
+        rollup_window_s: float = 0.0,
+        rollup_operations: frozenset[str] = frozenset({"embed"}),
     ) -> None:
+        """`rollup_window_s` > 0 sums the usage of `rollup_operations` into one event per tenant,
+        operation and model every that many seconds (while `rolling_up` runs); 0: one per call."""
         self.pool = pool
         self.schema = schema
         self.wake_relay = wake_relay
@@ -100,6 +116,9 @@ class UsageLedger:
         self.metrics = metrics
         self.tracer = tracer
         self.producer = producer
+        self.rollup_window_s = rollup_window_s
+        self.rollup_operations = rollup_operations if rollup_window_s > 0 else frozenset[str]()
+        self._rollup = UsageRollup()
         self._warned_unpriced: set[str] = set()
 
     def start_span(self, operation: str, provider: str, model: str, **attributes: Any) -> Span:
@@ -193,6 +212,16 @@ class UsageLedger:
             # Nothing was used (every vector came from the cache): no event, no write on the
             # request's path, nothing for the cost service and the event engine to process.
             return usage
+        if operation in self.rollup_operations:
+            self._rollup.add(
+                RollupKey(ctx.tenant_id, operation, provider, model, estimated),
+                prompt_tokens,
+                completion_tokens,
+                cost.usd,
+            )
+            self.metrics.rolled_up.labels(operation).inc()
+            span.set_attribute("rae.usage.rolled_up", True)
+            return usage
         context = span.get_span_context()
         event = new_envelope(
             "llm.usage",
@@ -226,3 +255,68 @@ class UsageLedger:
             _log.error("llm.usage of request %s not recorded: %s", event.idempotency_key, exc)
             return
         self.wake_relay()
+
+    # --- roll-up ---------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def rolling_up(self) -> AsyncIterator[None]:
+        """Queue the rolled-up usage every window while the body runs, and what is left at the end."""
+        task = None
+        if self.rollup_operations:
+            task = asyncio.create_task(self._flush_every_window(), name="llm.usage roll-up")
+        try:
+            yield
+        finally:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            await self.flush()
+            if lost := self._rollup.calls:
+                self.metrics.unrecorded.inc(len(self._rollup.drain()))
+                _log.error("rolled-up llm.usage of %d calls not recorded at shutdown", lost)
+
+    async def flush(self) -> int:
+        """Queue one `llm.usage` event per tenant, operation and model of the calls summed since
+        the last flush; the number of events. A failed write keeps the sums for the next one."""
+        drained = self._rollup.drain()
+        if not drained:
+            return 0
+        events = [self._rolled_up_event(key, tally) for key, tally in drained.items()]
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                await add_to_outbox(conn, self.schema, *events)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self._rollup.restore(drained)
+            _log.warning("rolled-up llm.usage not recorded yet, kept for the next window: %s", exc)
+            return 0
+        except BaseException:
+            self._rollup.restore(drained)  # cancelled mid-write: the final flush records them
+            raise
+        self.wake_relay()
+        return len(events)
+
+    async def _flush_every_window(self) -> None:
+        while True:
+            await asyncio.sleep(self.rollup_window_s)
+            await self.flush()
+
+    def _rolled_up_event(self, key: RollupKey, tally: Tally) -> Any:
+        request_id = f"rollup.{uuid.uuid4().hex}"
+        return new_envelope(
+            "llm.usage",
+            LlmUsage(
+                request_id=request_id,
+                operation=key.operation,
+                model=key.model,
+                provider=key.provider,
+                prompt_tokens=tally.prompt_tokens,
+                completion_tokens=tally.completion_tokens,
+                cost_usd=tally.cost_usd,
+                estimated=key.estimated,
+                calls=tally.calls,
+            ),
+            tenant_id=key.tenant_id,
+            producer=self.producer,
+            idempotency_key=request_id,
+        )

@@ -82,7 +82,8 @@ async def test_embed_and_extract_emit_llm_usage_too(ml_app, tenant, usage_event,
         if operation == "embed"
         else {"text": "Alice Smith works at Acme Corp."}
     )
-    async with serve_app(ml_app()) as client:
+    # Embedding usage is rolled up by default; one event per call is the window-0 setting.
+    async with serve_app(ml_app(usage_rollup_window_s=0)) as client:
         response = await client.post(f"/v1/ml/{operation}", json=body, headers=headers)
         assert response.status_code == 200, response.text
         envelope, _ = await usage_event(request_id)

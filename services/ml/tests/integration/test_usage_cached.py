@@ -24,7 +24,7 @@ async def usage_rows(dsn: str, request_id: str) -> int:
 async def test_a_fully_cached_embed_costs_nothing_and_queues_no_event(ml_app, tenant, infra_env) -> None:
     text = f"cached usage probe {uuid.uuid4().hex}"
     first, second = f"req-{uuid.uuid4().hex}", f"req-{uuid.uuid4().hex}"
-    async with serve_app(ml_app()) as client:
+    async with serve_app(ml_app(usage_rollup_window_s=0)) as client:  # one event per call
         miss = await client.post(
             "/v1/ml/embed", json={"texts": [text]}, headers={**tenant, "X-Request-ID": first}
         )

@@ -146,6 +146,9 @@ class CostLog(BaseModel):
     trace_id: str | None
     occurred_at: datetime
     recorded_at: datetime
+    calls: int = Field(
+        default=1, description="Model calls in this row: 1, or more for ml's roll-up of embedding calls."
+    )
 
 
 class CostLogPage(BaseModel):

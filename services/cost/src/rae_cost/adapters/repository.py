@@ -40,7 +40,7 @@ __all__ = [
 SCHEMA = "cost"
 _LOG_COLUMNS = (
     "id, tenant_id, request_id, operation, model, provider, input_tokens, output_tokens, cost_usd, "
-    "estimated, trace_id, occurred_at, recorded_at"
+    "estimated, trace_id, occurred_at, recorded_at, calls"
 )
 _BUDGET_COLUMNS = "daily_tokens, monthly_tokens, daily_usd, monthly_usd, warn_ratio, updated_at"
 
@@ -79,8 +79,8 @@ async def add_call(conn: asyncpg.Connection, call: Call) -> bool:
     tenant's request id was recorded before."""
     inserted = await conn.fetchval(
         f"""INSERT INTO {SCHEMA}.cost_logs (id, tenant_id, request_id, operation, model, provider,
-                input_tokens, output_tokens, cost_usd, estimated, trace_id, occurred_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                input_tokens, output_tokens, cost_usd, estimated, trace_id, occurred_at, calls)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
             ON CONFLICT DO NOTHING RETURNING true""",
         call.id,
         call.tenant_id,
@@ -94,18 +94,19 @@ async def add_call(conn: asyncpg.Connection, call: Call) -> bool:
         call.estimated,
         call.trace_id,
         call.occurred_at,
+        call.calls,
     )
     if not inserted:
         return False
     await conn.execute(
         f"""INSERT INTO {SCHEMA}.usage_daily AS u (tenant_id, day, model, provider, input_tokens,
                 output_tokens, cost_usd, calls)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, 1)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
             ON CONFLICT (tenant_id, day, model, provider) DO UPDATE SET
                 input_tokens = u.input_tokens + EXCLUDED.input_tokens,
                 output_tokens = u.output_tokens + EXCLUDED.output_tokens,
                 cost_usd = u.cost_usd + EXCLUDED.cost_usd,
-                calls = u.calls + 1""",
+                calls = u.calls + EXCLUDED.calls""",
         call.tenant_id,
         utc_day(call.occurred_at),
         call.model,
@@ -113,6 +114,7 @@ async def add_call(conn: asyncpg.Connection, call: Call) -> bool:
         call.input_tokens,
         call.output_tokens,
         call.cost_usd,
+        call.calls,
     )
     return True
 

@@ -26,6 +26,7 @@ class Call:
     estimated: bool
     trace_id: str | None
     occurred_at: datetime
+    calls: int = 1  # > 1: ml's roll-up of that many calls
 
 
 def to_usd(amount: float) -> Decimal:
