@@ -32,9 +32,28 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
+class _PooledConnection(asyncpg.Connection):
+    """Released to the pool without asyncpg's reset query.
+
+    That query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) is a round trip on
+    every release (two of a search's critical path) for state this code never leaves on a
+    connection: settings are transaction-local (`set_config(..., true)`, `SET LOCAL`), nothing
+    LISTENs, cursors live inside transactions, and the one session advisory lock (migrations)
+    is released in a `finally`. asyncpg still rolls back a transaction left open.
+    """
+
+    def get_reset_query(self) -> str:
+        return ""
+
+
 async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
     pool = await asyncpg.create_pool(
-        dsn, min_size=min_size, max_size=max_size, init=_init_connection, command_timeout=30
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        init=_init_connection,
+        command_timeout=30,
+        connection_class=_PooledConnection,
     )
     assert pool is not None
     return pool
@@ -142,5 +161,9 @@ async def apply_migrations(pool: asyncpg.Pool, schema: str, migrations: list[Mig
                     )
                 applied_now.append(migration.version)
         finally:
-            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+            try:
+                await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+            except BaseException:
+                conn.terminate()  # released without a reset query: never pooled holding the lock
+                raise
     return applied_now

@@ -7,7 +7,7 @@ import asyncio
 import asyncpg
 import pytest
 
-from rae_common.db import Migration, apply_migrations, create_pool, load_migrations
+from rae_common.db import Migration, apply_migrations, create_pool, load_migrations, tenant_tx
 from rae_common.settings import ServiceSettings
 
 # Not idempotent on purpose: applying either twice would fail.
@@ -57,3 +57,19 @@ def test_shared_migrations_ship_with_the_package() -> None:
 async def test_invalid_schema_name_is_refused(pool: asyncpg.Pool) -> None:
     with pytest.raises(ValueError):
         await apply_migrations(pool, "bad; DROP", [])
+
+
+async def test_a_released_connection_carries_no_tenant_or_transaction(settings: ServiceSettings) -> None:
+    pool = await create_pool(settings.database_url, min_size=1, max_size=1)
+    try:
+        with pytest.raises(RuntimeError):
+            async with tenant_tx(pool, "tenant-a") as conn:
+                assert await conn.fetchval("SELECT current_setting('rae.tenant_id', true)") == "tenant-a"
+                raise RuntimeError("the request failed mid-transaction")
+        async with tenant_tx(pool, "tenant-b") as conn:
+            assert await conn.fetchval("SELECT current_setting('rae.tenant_id', true)") == "tenant-b"
+        async with pool.acquire() as conn:  # the same (only) connection, outside any transaction
+            assert not conn.is_in_transaction()
+            assert await conn.fetchval("SELECT current_setting('rae.tenant_id', true)") in ("", None)
+    finally:
+        await pool.close()
