@@ -32,7 +32,7 @@ async def _init_connection(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-class _PooledConnection(asyncpg.Connection):
+class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg has no stubs here
     """Released to the pool without asyncpg's reset query.
 
     That query (`pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *; RESET ALL`) is a round trip on
