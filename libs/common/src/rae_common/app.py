@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -90,7 +91,11 @@ def create_service_app(
             if setup is not None:
                 await stack.enter_async_context(setup(state))
             app.state.rae = state
-            yield
+            _freeze_start_up_objects()
+            try:
+                yield
+            finally:
+                gc.unfreeze()  # garbage again once the app stops (tests start many apps per process)
         provider.shutdown()
 
     app = FastAPI(
@@ -126,6 +131,15 @@ def create_service_app(
     app.add_middleware(_MetricsMiddleware, metrics=state.metrics)
     instrument_app(app, provider)
     return app
+
+
+def _freeze_start_up_objects() -> None:
+    """Move what start-up built (modules, the app, clients, pools: ~140-210k objects) out of the
+    collector's sight: it lives as long as the process, and every full collection walked all of
+    it. Measured on the memory service under sequential searches: full collections every few
+    hundred requests, each pausing the event loop 88-167 ms."""
+    gc.collect()
+    gc.freeze()
 
 
 class _MetricsMiddleware:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import logging
@@ -148,3 +149,19 @@ async def test_logs_are_json_with_trace_and_request_ids(client: httpx.AsyncClien
     assert served["request_id"] == "req-5"
     assert served["service"] == "apptest"
     assert served["level"] == "INFO"
+
+
+async def test_what_start_up_built_is_frozen_out_of_the_collector() -> None:
+    built: list[object] = []
+
+    @contextlib.asynccontextmanager
+    async def setup(state: ServiceState) -> AsyncIterator[None]:
+        built.append({"a start-up object": [1, 2, 3]})
+        yield
+
+    app = create_service_app(ServiceSettings(service_name="gctest"), title="t", description="d", setup=setup)
+    async with serve_app(app):
+        tracked = {id(o) for o in gc.get_objects()}
+        assert gc.get_freeze_count() > 0
+        assert id(built[0]) not in tracked  # full collections no longer walk it
+    assert gc.get_freeze_count() == 0  # a stopped app's objects are garbage like any other
