@@ -299,7 +299,10 @@ class UsageLedger:
     async def _flush_every_window(self) -> None:
         while True:
             await asyncio.sleep(self.rollup_window_s)
-            await self.flush()
+            try:
+                await self.flush()
+            except Exception:  # the sums were restored; the next window tries again
+                _log.exception("rolled-up llm.usage flush failed")
 
     def _rolled_up_event(self, key: RollupKey, tally: Tally) -> Any:
         request_id = f"rollup.{uuid.uuid4().hex}"
