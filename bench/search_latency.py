@@ -505,6 +505,7 @@ def render_tables(doc: dict[str, Any]) -> str:
                     per_run,
                     f"{m['errors']}/{m['requests']}",
                     f"{m['other_cores']:.2f}",
+                    ", ".join(f"{r[name]['cpu'].get('steal_cores', math.nan):.2f}" for r in res["runs"]),
                 ]
             )
         for name in ("cold", "warm"):
@@ -547,6 +548,7 @@ def render_tables(doc: dict[str, Any]) -> str:
                     "p95 per run",
                     "errors",
                     "other load (cores)",
+                    "steal per run (cores)",
                 ],  # fmt: skip
                 latency_rows,
             ),
@@ -618,6 +620,10 @@ def render_docs(doc: dict[str, Any], tables: str) -> str:
         f"**p95 at {p['sizes'][-1]:,} memories: {s['p95_ms_at_largest_cold']:.0f} ms with a cold "
         f"embedding cache, {s['p95_ms_at_largest_warm']:.0f} ms warm**; it {verdict} the target of "
         f"<= {s['target_p95_ms']:.0f} ms (cold). Errors: {s['errors']}.",
+        "",
+        "`other load` = cores busy in this VM outside the benchmark and the stack; `steal` = cores the "
+        "hypervisor gave to other machines on the host while this VM wanted them (both noise, not "
+        "the suite's cost).",
     ]
     return "\n".join(lines) + "\n"
 
