@@ -262,13 +262,19 @@ class GraphService:
         same = next((e for e in open_edges if e.target_id == target), None)
         others = [e for e in open_edges if e.target_id != target]
         functional = relation in self.tuning.functional_relations
+        edge_id = same.id if same is not None else str(uuid.uuid4())
+        # The facts this one supersedes close before it is written: a reader that sees the new
+        # edge never sees the old one still current beside it.
+        if functional:
+            stale = [e.id for e in others if e.valid_from <= valid_from]
+            if stale:
+                await self.store.close_edges(tenant_id, stale, valid_from, edge_id, now)
+                counts.edges_closed += len(stale)
         if same is not None:
             await self.store.support_edge(tenant_id, same.id, memory_ids, confidence)
-            edge_id = same.id
         else:
             # An older fact arriving after a newer contradicting one is history from the start.
             newer = [e.valid_from for e in others if e.valid_from > valid_from] if functional else []
-            edge_id = str(uuid.uuid4())
             edge = NewEdge(
                 edge_id,
                 source,
@@ -281,11 +287,6 @@ class GraphService:
             )
             await self.store.create_edge(tenant_id, edge, now)
             counts.edges_created += 1
-        if functional:
-            stale = [e.id for e in others if e.valid_from <= valid_from]
-            if stale:
-                await self.store.close_edges(tenant_id, stale, valid_from, edge_id, now)
-                counts.edges_closed += len(stale)
 
     # --- reading -------------------------------------------------------------------------------
 
