@@ -25,7 +25,7 @@ from opentelemetry.trace import Span, SpanKind, Tracer
 from prometheus_client import CollectorRegistry, Counter
 
 from rae_common.contracts.ml import Usage
-from rae_common.events import LlmUsage, new_envelope
+from rae_common.events import Envelope, LlmUsage, new_envelope
 from rae_common.outbox import add_to_outbox
 from rae_ml.domain.pricing import PriceTable
 from rae_ml.domain.rollup import RollupKey, Tally, UsageRollup
@@ -223,8 +223,8 @@ class UsageLedger:
             span.set_attribute("rae.usage.rolled_up", True)
             return usage
         context = span.get_span_context()
-        event = new_envelope(
-            "llm.usage",
+        event = self._event(
+            ctx.tenant_id,
             LlmUsage(
                 request_id=ctx.request_id,
                 operation=operation,
@@ -236,15 +236,12 @@ class UsageLedger:
                 estimated=estimated,
                 trace_id=format(context.trace_id, "032x") if context.is_valid else None,
             ),
-            tenant_id=ctx.tenant_id,
-            producer=self.producer,
-            idempotency_key=ctx.request_id,
         )
         # Shielded: a client that hangs up mid-stream must not cancel the write of what it used.
         await asyncio.shield(self._queue(event, span))
         return usage
 
-    async def _queue(self, event: Any, span: Span) -> None:
+    async def _queue(self, event: Envelope, span: Span) -> None:
         try:
             with trace.use_span(span, end_on_exit=False):
                 async with self.pool.acquire() as conn:
@@ -304,12 +301,18 @@ class UsageLedger:
             except Exception:  # the sums were restored; the next window tries again
                 _log.exception("rolled-up llm.usage flush failed")
 
-    def _rolled_up_event(self, key: RollupKey, tally: Tally) -> Any:
-        request_id = f"rollup.{uuid.uuid4().hex}"
+    def _event(self, tenant_id: str, usage: LlmUsage) -> Envelope:
+        """The `llm.usage` envelope of `usage`; its usage id is the idempotency key, so the cost
+        service counts it once however often it is delivered."""
         return new_envelope(
-            "llm.usage",
+            "llm.usage", usage, tenant_id=tenant_id, producer=self.producer, idempotency_key=usage.request_id
+        )
+
+    def _rolled_up_event(self, key: RollupKey, tally: Tally) -> Envelope:
+        return self._event(
+            key.tenant_id,
             LlmUsage(
-                request_id=request_id,
+                request_id=f"rollup.{uuid.uuid4().hex}",
                 operation=key.operation,
                 model=key.model,
                 provider=key.provider,
@@ -319,7 +322,4 @@ class UsageLedger:
                 estimated=key.estimated,
                 calls=tally.calls,
             ),
-            tenant_id=key.tenant_id,
-            producer=self.producer,
-            idempotency_key=request_id,
         )
