@@ -10,12 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord, TopicPartition
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
@@ -24,7 +25,9 @@ from rae_common.events import TOPIC_DLQ, Envelope, EventRegistry, registry, topi
 from rae_common.telemetry import extract_context, inject_context
 
 __all__ = [
+    "BatchHandler",
     "BrokerUnavailable",
+    "ConsumedEvent",
     "ConsumedRecord",
     "Handler",
     "KafkaBroadcastLoop",
@@ -59,6 +62,27 @@ class ConsumedRecord:
 
 
 Handler = Callable[[Envelope, ConsumedRecord], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumedEvent:
+    """One event of a batch: the envelope, its record, and the context of its processing span."""
+
+    envelope: Envelope
+    meta: ConsumedRecord
+    context: Context
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[None]:
+        """Make this event's span the current one (trace ids, headers of the events it causes)."""
+        token = otel_context.attach(self.context)
+        try:
+            yield
+        finally:
+            otel_context.detach(token)
+
+
+BatchHandler = Callable[[Sequence[ConsumedEvent]], Awaitable[None]]
 
 
 def _tracer(provider: TracerProvider | None) -> trace.Tracer:
@@ -154,6 +178,16 @@ class KafkaPublisher:
         await self._reset()
 
 
+def _consumed(record: ConsumerRecord[bytes, bytes]) -> ConsumedRecord:
+    return ConsumedRecord(
+        topic=record.topic,
+        partition=record.partition,
+        offset=record.offset,
+        key=record.key.decode("utf-8", "replace") if record.key is not None else None,
+        headers={k: v.decode("utf-8", "replace") for k, v in (record.headers or ())},
+    )
+
+
 def _messaging_attributes(topic: str, envelope: Envelope | None) -> dict[str, Any]:
     attributes: dict[str, Any] = {"messaging.system": "kafka", "messaging.destination.name": topic}
     if envelope is not None:
@@ -173,6 +207,10 @@ class KafkaConsumerLoop:
     A handler that keeps failing is retried `max_attempts` times with exponential backoff, then
     the record goes to the dead-letter topic with the error and is committed, so one poison
     message cannot stall its partition.
+
+    With a `batch_handler`, the records a poll brought from one partition go to it in one call
+    (each still in its own span); when that call fails, or a record is malformed, the records go
+    one by one to `handler`, with the retries and the dead-letter topic above.
     """
 
     def __init__(
@@ -182,6 +220,7 @@ class KafkaConsumerLoop:
         group_id: str,
         topics: Sequence[str],
         handler: Handler,
+        batch_handler: BatchHandler | None = None,
         tracer_provider: TracerProvider | None = None,
         dlq: KafkaPublisher | None = None,
         event_registry: EventRegistry = registry,
@@ -198,6 +237,7 @@ class KafkaConsumerLoop:
         self.group_id = group_id
         self.topics = list(topics)
         self.handler = handler
+        self.batch_handler = batch_handler
         self.dlq = dlq
         self.registry = event_registry
         self.session_timeout_ms = session_timeout_ms
@@ -237,7 +277,13 @@ class KafkaConsumerLoop:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
             except asyncio.CancelledError:
-                pass
+                # The loop's own task was cancelled: it has ended, which is what stop wants. A
+                # cancellation of stop itself ends the loop too, and goes on to the caller.
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    self._task.cancel()
+                    self._task = None
+                    raise
             self._task = None
 
     def _new_consumer(self) -> AIOKafkaConsumer:
@@ -289,6 +335,9 @@ class KafkaConsumerLoop:
                 # trip for every event.
                 handled: int | None = None
                 try:
+                    if len(records) > 1 and await self._handle_batch(records):
+                        handled = records[-1].offset + 1
+                        records = []
                     for record in records:
                         if self._stopping.is_set():
                             break
@@ -303,19 +352,10 @@ class KafkaConsumerLoop:
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
         await consumer.commit({tp: offset})
 
-    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        headers = {k: v.decode("utf-8", "replace") for k, v in (record.headers or ())}
-        meta = ConsumedRecord(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            key=record.key.decode("utf-8", "replace") if record.key is not None else None,
-            headers=headers,
-        )
-        parent: Context = extract_context(headers)
-        with self._tracer.start_as_current_span(
+    def _process_span(self, record: ConsumerRecord[bytes, bytes], meta: ConsumedRecord) -> trace.Span:
+        return self._tracer.start_span(
             f"{record.topic} process",
-            context=parent,
+            context=extract_context(meta.headers),
             kind=SpanKind.CONSUMER,
             attributes={
                 **_messaging_attributes(record.topic, None),
@@ -323,7 +363,55 @@ class KafkaConsumerLoop:
                 "messaging.kafka.offset": record.offset,
                 "messaging.destination.partition.id": str(record.partition),
             },
-        ) as span:
+        )
+
+    async def _handle_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> bool:
+        """The records in one `batch_handler` call; False when they must go one by one instead."""
+        if self.batch_handler is None:
+            return False
+        events: list[ConsumedEvent] = []
+        spans: list[trace.Span] = []
+        try:
+            for record in records:
+                meta = _consumed(record)
+                try:
+                    envelope = self.registry.parse(record.value or b"")
+                except ValueError:
+                    return False  # one by one, where it goes to the dead-letter topic
+                span = self._process_span(record, meta)
+                spans.append(span)
+                span.set_attributes(
+                    {
+                        **_messaging_attributes(record.topic, envelope),
+                        "messaging.batch.message_count": len(records),
+                    }
+                )
+                events.append(ConsumedEvent(envelope, meta, trace.set_span_in_context(span)))
+            try:
+                await self.batch_handler(events)
+            except Exception as exc:
+                _log.warning(
+                    "batch handler failed for %d records of %s/%d (%s: %s); handling them one by one",
+                    len(records),
+                    records[0].topic,
+                    records[0].partition,
+                    type(exc).__name__,
+                    exc,
+                )
+                for span in spans:
+                    span.record_exception(exc)
+                    span.set_status(Status(StatusCode.ERROR, "batch failed; handled one by one"))
+                return False
+            return True
+        finally:
+            for span in spans:
+                span.end()
+
+    async def _handle(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        meta = _consumed(record)
+        headers = meta.headers
+        span = self._process_span(record, meta)
+        with trace.use_span(span, end_on_exit=True):
             try:
                 envelope = self.registry.parse(record.value or b"")
             except ValueError as exc:

@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 
 from rae_common.app import ServiceState
 from rae_common.db import Migration, apply_migrations, create_pool
-from rae_common.messaging import Handler, KafkaBroadcastLoop, KafkaConsumerLoop, KafkaPublisher
+from rae_common.messaging import BatchHandler, Handler, KafkaBroadcastLoop, KafkaConsumerLoop, KafkaPublisher
 from rae_common.outbox import OutboxRelay, shared_migrations
 
 __all__ = [
@@ -103,6 +103,7 @@ async def kafka_consumer(
     topics: Sequence[str],
     handler: Handler,
     dlq: KafkaPublisher,
+    batch_handler: BatchHandler | None = None,
 ) -> AsyncIterator[KafkaConsumerLoop]:
     settings = state.settings
     loop = KafkaConsumerLoop(
@@ -110,6 +111,7 @@ async def kafka_consumer(
         group_id=group_id,
         topics=topics,
         handler=handler,
+        batch_handler=batch_handler,
         tracer_provider=state.tracer_provider,
         dlq=dlq,
         session_timeout_ms=settings.kafka_session_timeout_ms,

@@ -9,7 +9,7 @@ import pytest
 
 from rae_common.db import apply_migrations
 from rae_common.events import MemoryCreated, new_envelope
-from rae_common.inbox import process_once
+from rae_common.inbox import process_new, process_once
 from rae_common.outbox import shared_migrations
 
 
@@ -54,3 +54,49 @@ async def test_failed_effect_rolls_back_so_redelivery_retries(pool: asyncpg.Pool
     assert await process_once(pool, inbox_schema, "c1", event, working) is True
     notes = await pool.fetch(f"SELECT note FROM {inbox_schema}.effects")
     assert [n["note"] for n in notes] == ["done"]
+
+
+async def test_a_batch_has_effects_for_its_new_events_only_in_order(
+    pool: asyncpg.Pool, inbox_schema: str
+) -> None:
+    seen, first, second, third = envelope(), envelope(), envelope(), envelope()
+    assert await process_once(pool, inbox_schema, "c1", seen, _noop) is True
+    handed: list[list[uuid.UUID]] = []
+
+    async def effect(conn: asyncpg.Connection, new: list) -> None:
+        handed.append([e.id for e in new])
+        await conn.executemany(
+            f"INSERT INTO {inbox_schema}.effects VALUES ($1, 'done')", [(e.id,) for e in new]
+        )
+
+    # A redelivered event and one that came twice in the same poll.
+    batch = [first, seen, second, first, third]
+    new = await process_new(pool, inbox_schema, "c1", batch, effect)
+    assert [e.id for e in new] == [first.id, second.id, third.id]
+    assert handed == [[first.id, second.id, third.id]]
+    assert await pool.fetchval(f"SELECT count(*) FROM {inbox_schema}.effects") == 3
+    # Delivered again: nothing is new, and the effect is not called.
+    assert await process_new(pool, inbox_schema, "c1", batch, effect) == []
+    assert len(handed) == 1
+
+
+async def test_a_failed_batch_records_none_of_its_events(pool: asyncpg.Pool, inbox_schema: str) -> None:
+    batch = [envelope(), envelope()]
+
+    async def failing(conn: asyncpg.Connection, new: list) -> None:
+        await conn.execute(f"INSERT INTO {inbox_schema}.effects VALUES ($1, 'partial')", new[0].id)
+        raise RuntimeError("downstream failed")
+
+    with pytest.raises(RuntimeError):
+        await process_new(pool, inbox_schema, "c1", batch, failing)
+    assert await pool.fetchval(f"SELECT count(*) FROM {inbox_schema}.inbox") == 0
+    assert await pool.fetchval(f"SELECT count(*) FROM {inbox_schema}.effects") == 0
+    assert len(await process_new(pool, inbox_schema, "c1", batch, _batch_noop)) == 2
+
+
+async def _noop(conn: asyncpg.Connection) -> None:  # noqa: ARG001
+    return None
+
+
+async def _batch_noop(conn: asyncpg.Connection, new: list) -> None:  # noqa: ARG001
+    return None

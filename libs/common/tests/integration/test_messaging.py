@@ -8,6 +8,7 @@ import uuid
 from collections import Counter
 
 import pytest
+from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -222,3 +223,133 @@ async def test_stop_gives_up_on_a_handler_that_never_ends(settings: ServiceSetti
     await asyncio.wait_for(loop.stop(), timeout=15)
     assert cancelled.is_set()
     assert time.monotonic() - started < 10
+
+
+async def test_a_cancelled_stop_ends_the_loop_and_is_not_swallowed(
+    settings: ServiceSettings, publisher
+) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    entered, cancelled = asyncio.Event(), asyncio.Event()
+
+    async def stuck(envelope: Envelope, meta: ConsumedRecord) -> None:
+        entered.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    loop = consumer(settings, topic, stuck, f"g-{uuid.uuid4().hex[:6]}", stop_timeout_s=60.0)
+    await publisher.publish(event("forever"), topic=topic)
+    loop.start()
+    await asyncio.wait_for(entered.wait(), timeout=30)
+    stopping = asyncio.create_task(loop.stop())
+    await asyncio.sleep(0.1)
+    assert not stopping.done()  # stop waits for the record in hand
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    await asyncio.wait_for(cancelled.wait(), timeout=5)
+
+
+class BatchRecorder:
+    """A batch handler that records each call's notes, the span current for each event, and
+    fails while told to."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.batches: list[list[str]] = []
+        self.trace_ids: dict[str, int] = {}
+
+    async def __call__(self, events) -> None:
+        notes = [e.envelope.data.content_hash for e in events]
+        self.batches.append(notes)
+        for note, consumed in zip(notes, events, strict=True):
+            with consumed.activated():
+                self.trace_ids[note] = trace.get_current_span().get_span_context().trace_id
+        if self.fail:
+            raise RuntimeError("the batch's transaction failed")
+
+
+async def test_a_polls_records_go_to_the_batch_handler_in_one_call_each_in_its_own_trace(
+    settings: ServiceSettings, publisher
+) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    roots = {}
+    for note in ("a", "b", "c"):
+        with tracer.start_as_current_span(f"request {note}") as root:
+            await publisher.publish(event(note), topic=topic)
+        roots[note] = root.get_span_context().trace_id
+    singles, batches = Recorder(), BatchRecorder()
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    loop = consumer(settings, topic, singles, group, batch_handler=batches, tracer_provider=provider)
+    loop.start()
+    try:
+        await until(lambda: sum(len(b) for b in batches.batches) == 3, what="the records")
+    finally:
+        await loop.stop()
+    assert batches.batches == [["a", "b", "c"]]
+    assert singles.done == []
+    assert batches.trace_ids == roots  # each event's span continues its own publisher's trace
+    process = [s for s in exporter.get_finished_spans() if s.name == f"{topic} process"]
+    assert sorted(s.context.trace_id for s in process) == sorted(roots.values())
+    assert {s.attributes["messaging.batch.message_count"] for s in process} == {3}
+    # The batch's offsets were committed: a new member of the group gets nothing again.
+    after = Recorder()
+    again = consumer(settings, topic, after, group)
+    await publisher.publish(event("later"), topic=topic)
+    again.start()
+    try:
+        await until(lambda: after.done == ["later"], what="the later record")
+    finally:
+        await again.stop()
+
+
+async def test_a_failed_batch_goes_one_by_one_with_retries_and_dead_letters(
+    settings: ServiceSettings, publisher
+) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    singles, batches = Recorder(fail_times={"poison": 99}), BatchRecorder(fail=True)
+    loop = consumer(
+        settings,
+        topic,
+        singles,
+        f"g-{uuid.uuid4().hex[:6]}",
+        batch_handler=batches,
+        dlq=publisher,
+        max_attempts=2,
+    )
+    for note in ("first", "poison", "last"):
+        await publisher.publish(event(note), topic=topic)
+    loop.start()
+    try:
+        await until(lambda: "last" in singles.done, what="all records")
+    finally:
+        await loop.stop()
+    assert batches.batches == [["first", "poison", "last"]]
+    assert singles.done == ["first", "last"]
+    assert singles.calls["poison"] == 2
+    assert loop.dead_lettered == 1
+
+
+async def test_a_poll_with_a_malformed_record_goes_one_by_one(settings: ServiceSettings, publisher) -> None:
+    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
+    singles, batches = Recorder(), BatchRecorder()
+    loop = consumer(
+        settings, topic, singles, f"g-{uuid.uuid4().hex[:6]}", batch_handler=batches, dlq=publisher
+    )
+    await publisher.publish(event("before"), topic=topic)
+    await publisher.send_records([OutgoingRecord(topic, b"{not an envelope", "acme")])
+    await publisher.publish(event("after"), topic=topic)
+    loop.start()
+    try:
+        await until(lambda: "after" in singles.done, what="all records")
+    finally:
+        await loop.stop()
+    assert batches.batches == []
+    assert singles.done == ["before", "after"]
+    assert loop.dead_lettered == 1

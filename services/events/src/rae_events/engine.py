@@ -1,20 +1,27 @@
-"""The engine's handling of one consumed event: log it, evaluate the tenant's rules, record and
-start the firings — all in the transaction that records the event in the inbox, so an event
-handled twice (a redelivery, a crash before the offset commit) changes nothing the second time."""
+"""The engine's handling of consumed events: log them, evaluate the tenants' rules, record and
+start the firings — all in the transaction that records the events in the inbox, so an event
+handled twice (a redelivery, a crash before the offset commit) changes nothing the second time.
+
+What one poll brought from a partition is handled in one transaction: the inbox, the log and each
+rule's count take one statement per batch (per tenant in it), not per event. The rules are still
+evaluated event by event, in order, with the counts as they were after each event, so a batch
+fires what the same events handled one at a time would have."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 import asyncpg
+from opentelemetry import context as otel_context
 from opentelemetry import trace
 
 from rae_common.events import Envelope
-from rae_common.inbox import process_once
-from rae_common.messaging import ConsumedRecord
+from rae_common.inbox import process_new
+from rae_common.messaging import ConsumedEvent, ConsumedRecord
 from rae_common.outbox import add_to_outbox
 from rae_common.telemetry import inject_context
 from rae_events.adapters import event_log
@@ -24,6 +31,7 @@ from rae_events.domain.rules import (
     RULE_TYPE_OF_EVENT,
     Rule,
     RuleSpec,
+    RuleState,
     command,
     in_cooldown,
     matches,
@@ -52,47 +60,98 @@ class EventEngine:
         self.wake_relay = wake_relay
         self.wake_delivery = wake_delivery
         self.default_rule = default_rule
-        # Tenants known to be set up: saves a statement per event once a tenant was seen.
+        # Tenants known to be set up: saves a statement per batch once a tenant was seen.
         self._set_up: set[str] = set()
 
     async def handle(self, envelope: Envelope, meta: ConsumedRecord) -> bool:
         """Handle a consumed event; False when it was handled before (nothing happens again)."""
-        ctx = trace.get_current_span().get_span_context()
-        trace_id = format(ctx.trace_id, "032x") if ctx.is_valid else None
-        tenant_id = envelope.tenant_id
-        rule_type = RULE_TYPE_OF_EVENT.get(envelope.type)
+        [new] = await self.handle_batch([ConsumedEvent(envelope, meta, otel_context.get_current())])
+        return new
+
+    async def handle_batch(self, events: Sequence[ConsumedEvent]) -> list[bool]:
+        """Handle consumed events in one transaction; for each, whether it was new (False: it was
+        handled before, or came twice in the batch, and nothing happens again)."""
+        consumed: dict[uuid.UUID, ConsumedEvent] = {}
+        for event in events:
+            consumed.setdefault(event.envelope.id, event)
         fired: list[repo.NewFiring] = []
+        set_up: set[str] = set()
 
-        async def effect(conn: asyncpg.Connection) -> None:
-            await repo.declare_tenant(conn, tenant_id)
-            await event_log.insert(conn, envelope, meta, trace_id)
-            if rule_type is None:
-                return
-            if tenant_id not in self._set_up:
-                await repo.ensure_tenant(conn, tenant_id, self.default_rule)
-            for rule in await repo.enabled_rules(conn, tenant_id, rule_type):
-                firing = await self._evaluate(conn, rule, envelope)
-                if firing is not None:
-                    fired.append(firing)
+        async def effect(conn: asyncpg.Connection, new: list[Envelope]) -> None:
+            for tenant_id, envelopes in _by_tenant(new).items():
+                group = [consumed[e.id] for e in envelopes]
+                await repo.declare_tenant(conn, tenant_id)
+                await event_log.insert(conn, [(e.envelope, e.meta, _trace_id(e)) for e in group])
+                counted = [e for e in group if e.envelope.type in RULE_TYPE_OF_EVENT]
+                if not counted:
+                    continue
+                if tenant_id not in self._set_up:
+                    await repo.ensure_tenant(conn, tenant_id, self.default_rule)
+                set_up.add(tenant_id)
+                fired.extend(await self._evaluate(conn, tenant_id, counted))
 
-        if not await process_once(self.pool, SCHEMA, CONSUMER, envelope, effect):
-            self.metrics.duplicates.labels(envelope.type).inc()
-            return False
-        if rule_type is not None:
-            if len(self._set_up) >= _MAX_KNOWN_TENANTS:
-                self._set_up.clear()  # forgetting costs one statement per tenant, not correctness
-            self._set_up.add(tenant_id)
-        self.metrics.consumed.labels(envelope.type).inc()
-        self.metrics.processing.labels(envelope.type).observe(_age_s(envelope.occurred_at))
+        envelopes = [e.envelope for e in consumed.values()]
+        new = {e.id for e in await process_new(self.pool, SCHEMA, CONSUMER, envelopes, effect)}
+        if len(self._set_up) + len(set_up) > _MAX_KNOWN_TENANTS:
+            self._set_up.clear()  # forgetting costs one statement per tenant, not correctness
+        self._set_up |= set_up
+        self.metrics.batch_events.observe(len(events))
+        answers = []
+        for event in events:
+            envelope = event.envelope
+            if envelope.id in new:
+                new.discard(envelope.id)
+                answers.append(True)
+                self.metrics.consumed.labels(envelope.type).inc()
+                self.metrics.processing.labels(envelope.type).observe(_age_s(envelope.occurred_at))
+            else:
+                answers.append(False)
+                self.metrics.duplicates.labels(envelope.type).inc()
         self._started(fired)
-        return True
+        return answers
 
     async def _evaluate(
-        self, conn: asyncpg.Connection, rule: Rule, envelope: Envelope
+        self, conn: asyncpg.Connection, tenant_id: str, events: Sequence[ConsumedEvent]
+    ) -> list[repo.NewFiring]:
+        rules: list[Rule] = []
+        for rule_type in dict.fromkeys(RULE_TYPE_OF_EVENT[e.envelope.type] for e in events):
+            rules.extend(await repo.enabled_rules(conn, tenant_id, rule_type))
+        # Each rule counts all its matches in one statement; `states` then holds its state before
+        # the batch and is moved on event by event below.
+        hits: dict[uuid.UUID, set[uuid.UUID]] = {}
+        states: dict[uuid.UUID, RuleState] = {}
+        for rule in rules:
+            matching = {
+                e.envelope.id
+                for e in events
+                if RULE_TYPE_OF_EVENT[e.envelope.type] == rule.spec.type and matches(rule.spec, e.envelope)
+            }
+            if matching:
+                after = await repo.count_match(conn, rule, len(matching))
+                hits[rule.id] = matching
+                states[rule.id] = dataclasses.replace(after, matched=after.matched - len(matching))
+        fired: list[repo.NewFiring] = []
+        for event in events:
+            for rule in rules:
+                if event.envelope.id not in hits.get(rule.id, ()):
+                    continue
+                state = states[rule.id] = dataclasses.replace(
+                    states[rule.id], matched=states[rule.id].matched + 1
+                )
+                with event.activated():
+                    firing = await self._fire(conn, rule, event.envelope, state)
+                if firing is None:
+                    continue
+                fired.append(firing)
+                if firing.status != "skipped":
+                    states[rule.id] = dataclasses.replace(
+                        state, last_fired_at=event.envelope.occurred_at, matched_at_fire=state.matched
+                    )
+        return fired
+
+    async def _fire(
+        self, conn: asyncpg.Connection, rule: Rule, envelope: Envelope, state: RuleState
     ) -> repo.NewFiring | None:
-        if not matches(rule.spec, envelope):
-            return None
-        state = await repo.count_match(conn, rule)
         key = trigger_key(rule, envelope, state)
         if key is None:
             return None
@@ -128,6 +187,18 @@ class EventEngine:
             self.wake_relay()
         if any(f.status == "pending" for f in fired):
             self.wake_delivery()
+
+
+def _by_tenant(envelopes: Sequence[Envelope]) -> dict[str, list[Envelope]]:
+    groups: dict[str, list[Envelope]] = {}
+    for envelope in envelopes:
+        groups.setdefault(envelope.tenant_id, []).append(envelope)
+    return groups
+
+
+def _trace_id(event: ConsumedEvent) -> str | None:
+    ctx = trace.get_current_span(event.context).get_span_context()
+    return format(ctx.trace_id, "032x") if ctx.is_valid else None
 
 
 def _age_s(occurred_at: datetime) -> float:

@@ -18,7 +18,7 @@ from rae_events.adapters.dead_letters import DeadLetterRecorder
 from rae_events.adapters.event_log import CONSUMER, SCHEMA
 from rae_events.adapters.kafka_lag import ConsumerLag
 from rae_events.api.routes import router
-from rae_events.consumers import engine_handler
+from rae_events.consumers import engine_batch_handler, engine_handler
 from rae_events.delivery import DeliveryWorker
 from rae_events.domain.rules import default_rule
 from rae_events.engine import EventEngine
@@ -91,7 +91,12 @@ def create_app(settings: EventsSettings | None = None) -> FastAPI:
             )
             await stack.enter_async_context(
                 resources.kafka_consumer(
-                    state, group_id=CONSUMER, topics=ALL_TOPICS, handler=engine_handler(engine), dlq=publisher
+                    state,
+                    group_id=CONSUMER,
+                    topics=ALL_TOPICS,
+                    handler=engine_handler(engine),
+                    batch_handler=engine_batch_handler(engine),
+                    dlq=publisher,
                 )
             )
             yield

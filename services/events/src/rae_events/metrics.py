@@ -30,6 +30,12 @@ class EventsMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=registry,
         )
+        self.batch_events = Histogram(
+            "rae_events_batch_events",
+            "Events handled in one transaction (what one poll brought from a partition)",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500),
+            registry=registry,
+        )
         self.firings = Counter(
             "rae_events_firings",
             "Rule firings by rule type, action (event, webhook) and outcome (fired, skipped: cooldown)",

@@ -44,12 +44,12 @@ class EventsService:
         self.default_rule = default_rule
 
     async def log(
-        self, tenant_id: str, *, event_type: str | None, before: datetime | None, limit: int
+        self, tenant_id: str, *, event_type: str | None, cursor: str | None, limit: int
     ) -> dict[str, Any]:
+        after = _keyset(cursor)
         async with tenant_tx(self.pool, tenant_id) as conn:
-            items = await event_log.page(conn, tenant_id, event_type=event_type, before=before, limit=limit)
-        next_cursor = items[-1]["received_at"].isoformat() if len(items) == limit else None
-        return {"items": items, "next_cursor": next_cursor}
+            items = await event_log.page(conn, tenant_id, event_type=event_type, after=after, limit=limit + 1)
+        return _page(items, limit, "received_at", "event_id")
 
     # --- rules -------------------------------------------------------------------------------
 
@@ -177,11 +177,11 @@ def _keyset(cursor: str | None) -> tuple[datetime, uuid.UUID] | None:
         raise invalid_cursor() from exc
 
 
-def _page(items: list[Any], limit: int, time_key: str) -> dict[str, Any]:
+def _page(items: list[Any], limit: int, time_key: str, id_key: str = "id") -> dict[str, Any]:
     more = len(items) > limit
     items = items[:limit]
     last = items[-1] if items else None
-    next_cursor = encode_cursor(last[time_key].isoformat(), str(last["id"])) if more and last else None
+    next_cursor = encode_cursor(last[time_key].isoformat(), str(last[id_key])) if more and last else None
     return {"items": items, "next_cursor": next_cursor}
 
 

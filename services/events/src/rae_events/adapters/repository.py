@@ -200,14 +200,15 @@ async def enabled_rules(conn: asyncpg.Connection, tenant_id: str, rule_type: Rul
     return [to_rule(row) for row in rows]
 
 
-async def count_match(conn: asyncpg.Connection, rule: Rule) -> RuleState:
-    """Count one more matching event for the rule and lock its state until commit."""
+async def count_match(conn: asyncpg.Connection, rule: Rule, matches: int = 1) -> RuleState:
+    """Count `matches` more matching events for the rule and lock its state until commit."""
     row = await conn.fetchrow(
-        f"""INSERT INTO {SCHEMA}.rule_state AS s (rule_id, tenant_id, matched) VALUES ($1, $2, 1)
-            ON CONFLICT (rule_id) DO UPDATE SET matched = s.matched + 1
+        f"""INSERT INTO {SCHEMA}.rule_state AS s (rule_id, tenant_id, matched) VALUES ($1, $2, $3)
+            ON CONFLICT (rule_id) DO UPDATE SET matched = s.matched + $3
             RETURNING matched, last_fired_at, matched_at_fire""",
         rule.id,
         rule.tenant_id,
+        matches,
     )
     return RuleState(row["matched"], row["last_fired_at"], row["matched_at_fire"])
 

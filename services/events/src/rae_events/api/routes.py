@@ -4,7 +4,6 @@ the gateway checks `events:read` / `events:write` before forwarding."""
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Path, Query, Response
@@ -43,10 +42,10 @@ async def list_events(
     tenant_id: TenantDep,
     service: ServiceDep,
     event_type: Annotated[str | None, Query(alias="type", max_length=100)] = None,
-    cursor: Annotated[datetime | None, Query(description="received_at of the last item seen")] = None,
+    cursor: Annotated[str | None, Query(description="Where the previous page ended.")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> dict[str, Any]:
-    return await service.log(tenant_id, event_type=event_type, before=cursor, limit=limit)
+    return await service.log(tenant_id, event_type=event_type, cursor=cursor, limit=limit)
 
 
 @router.get("/rules", response_model=RulePage, summary="The tenant's rules, oldest first.")
