@@ -203,7 +203,11 @@ async def test_stop_finishes_the_record_in_hand_and_commits_it(settings: Service
     assert after.done == ["not-started"]
 
 
-async def test_stop_gives_up_on_a_handler_that_never_ends(settings: ServiceSettings, publisher) -> None:
+async def stuck_loop(
+    settings: ServiceSettings, publisher, stop_timeout_s: float
+) -> tuple[KafkaConsumerLoop, asyncio.Event]:
+    """A started loop whose handler is in the middle of a record it never finishes; the event is
+    set when that handler is cancelled."""
     topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
     entered, cancelled = asyncio.Event(), asyncio.Event()
 
@@ -215,10 +219,15 @@ async def test_stop_gives_up_on_a_handler_that_never_ends(settings: ServiceSetti
             cancelled.set()
             raise
 
-    loop = consumer(settings, topic, stuck, f"g-{uuid.uuid4().hex[:6]}", stop_timeout_s=1.0)
+    loop = consumer(settings, topic, stuck, f"g-{uuid.uuid4().hex[:6]}", stop_timeout_s=stop_timeout_s)
     await publisher.publish(event("forever"), topic=topic)
     loop.start()
     await asyncio.wait_for(entered.wait(), timeout=30)
+    return loop, cancelled
+
+
+async def test_stop_gives_up_on_a_handler_that_never_ends(settings: ServiceSettings, publisher) -> None:
+    loop, cancelled = await stuck_loop(settings, publisher, stop_timeout_s=1.0)
     started = time.monotonic()
     await asyncio.wait_for(loop.stop(), timeout=15)
     assert cancelled.is_set()
@@ -228,21 +237,7 @@ async def test_stop_gives_up_on_a_handler_that_never_ends(settings: ServiceSetti
 async def test_a_cancelled_stop_ends_the_loop_and_is_not_swallowed(
     settings: ServiceSettings, publisher
 ) -> None:
-    topic = await new_topic(settings.kafka_bootstrap_servers, partitions=1)
-    entered, cancelled = asyncio.Event(), asyncio.Event()
-
-    async def stuck(envelope: Envelope, meta: ConsumedRecord) -> None:
-        entered.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-
-    loop = consumer(settings, topic, stuck, f"g-{uuid.uuid4().hex[:6]}", stop_timeout_s=60.0)
-    await publisher.publish(event("forever"), topic=topic)
-    loop.start()
-    await asyncio.wait_for(entered.wait(), timeout=30)
+    loop, cancelled = await stuck_loop(settings, publisher, stop_timeout_s=60.0)
     stopping = asyncio.create_task(loop.stop())
     await asyncio.sleep(0.1)
     assert not stopping.done()  # stop waits for the record in hand
