@@ -50,8 +50,13 @@ def configure_logging(service_name: str, level: str = "INFO") -> logging.Handler
             root.removeHandler(existing)
     root.addHandler(handler)
     root.setLevel(level.upper())
-    # uvicorn's own loggers would print plain text; route them through the JSON handler.
+    # uvicorn's own loggers would print plain text; route them through the JSON handler, at the
+    # service's level (uvicorn gives them its own). An access logger uvicorn switched off
+    # (`--no-access-log`: no handler, not propagating) stays off.
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
-        logging.getLogger(name).handlers.clear()
-        logging.getLogger(name).propagate = True
+        logger = logging.getLogger(name)
+        switched_off = name == "uvicorn.access" and not logger.handlers and not logger.propagate
+        logger.handlers.clear()
+        logger.setLevel(level.upper())
+        logger.propagate = not switched_off
     return handler
