@@ -29,8 +29,8 @@ from rae_common.outbox import add_to_outbox
 from rae_common.paging import decode_cursor, encode_cursor, invalid_cursor
 from rae_memory.adapters.embeddings import Embedded, EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository, NewDocument, NewMemory
-from rae_memory.adapters.sql import SCHEMA, Filters
-from rae_memory.adapters.vectors import VectorIndex, VectorItem
+from rae_memory.adapters.sql import COLUMNS, SCHEMA, Filters
+from rae_memory.adapters.vectors import PgVectorIndex, VectorIndex, VectorItem
 from rae_memory.domain.model import Layer, content_hash, expiry_for
 from rae_memory.domain.ranking import Candidate, Weights, fuse
 from rae_memory.ingest import IngestError, UnsupportedDocumentType, chunk, parse
@@ -367,9 +367,9 @@ class MemoryService:
         )
         limit = max(self.min_candidates, self.candidates_per_k * request.k)
 
-        async def lexical() -> list[uuid.UUID]:
+        async def lexical() -> tuple[list[uuid.UUID], dict[uuid.UUID, dict[str, Any]]]:
             async with tenant_tx(self.pool, tenant_id) as conn:
-                return await self.repo.lexical(
+                ids = await self.repo.lexical(
                     conn,
                     tenant_id,
                     request.query,
@@ -378,21 +378,38 @@ class MemoryService:
                     pool_size=self.lexical_pool,
                     common_fraction=self.common_lexeme_fraction,
                 )
+                return ids, await self.repo.fetch_many(conn, tenant_id, ids, filters) if ids else {}
 
-        # Full text runs on its own connection while the query is embedded and searched by vector;
-        # the rows of both candidate lists are then read in the vector search's transaction.
+        # Off the critical path, while the query is embedded: the full-text candidates and their
+        # rows (own connection), and the vector search's transaction and settings. Once the
+        # vector is there, one statement answers the nearest rows (pgvector; with Qdrant, ids and
+        # a fetch of the rows not read yet).
+        pg = self.vectors if isinstance(self.vectors, PgVectorIndex) else None
         full_text = asyncio.create_task(lexical())
+        embedding = asyncio.create_task(self.embedder.embed(tenant_id, [request.query]))
         try:
-            query_vector = (await self.embedder.embed(tenant_id, [request.query])).vectors[0]
             async with tenant_tx(self.pool, tenant_id) as conn:
-                vector_ids = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
-                lexical_ids = await full_text
-                rows = await self.repo.fetch_many(conn, tenant_id, list({*vector_ids, *lexical_ids}), filters)
+                if pg is not None:
+                    await pg.prepare(conn, limit)
+                query_vector = (await embedding).vectors[0]
+                rows: dict[uuid.UUID, dict[str, Any]] = {}
+                if pg is not None:
+                    nearest = await pg.search_rows(conn, tenant_id, query_vector, limit, filters, COLUMNS)
+                    vector_ids = [r["id"] for r in nearest]
+                    rows.update((r["id"], dict(r)) for r in nearest)
+                else:
+                    vector_ids = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
+                lexical_ids, lexical_rows = await full_text
+                rows.update(lexical_rows)
+                unread = [i for i in vector_ids if i not in rows]
+                if unread:
+                    rows.update(await self.repo.fetch_many(conn, tenant_id, unread, filters))
         finally:
-            # Nothing left running (or unretrieved) when the embedding or the vector search failed.
-            full_text.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await full_text
+            # Nothing left running (or unretrieved) when the embedding or a search failed.
+            for task in (full_text, embedding):
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
         weights = Weights(**request.weights.model_dump()) if request.weights else Weights()
         ranked = fuse(
             {i: Candidate(i, r["created_at"], r["importance"]) for i, r in rows.items()},

@@ -63,6 +63,16 @@ class PgVectorIndex:
     async def delete(self, tenant_id: str, ids: Sequence[uuid.UUID]) -> None:  # noqa: ARG002
         return None
 
+    async def prepare(self, conn: asyncpg.Connection, limit: int) -> None:
+        """The settings of a search returning up to `limit` rows, in the transaction: a caller may
+        send them before the query vector is known (`search_rows`)."""
+        # Both settings in one round trip; transaction-local like SET LOCAL.
+        await conn.execute(
+            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
+            "set_config('hnsw.ef_search', $1, true)",
+            str(max(self.ef_search, limit)),
+        )
+
     async def search(
         self,
         conn: asyncpg.Connection,
@@ -71,22 +81,31 @@ class PgVectorIndex:
         limit: int,
         filters: Filters,
     ) -> list[uuid.UUID]:
-        # Both settings in one round trip; transaction-local like SET LOCAL.
-        await conn.execute(
-            "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-            "set_config('hnsw.ef_search', $1, true)",
-            str(max(self.ef_search, limit)),
-        )
+        await self.prepare(conn, limit)
+        return [row["id"] for row in await self.search_rows(conn, tenant_id, vector, limit, filters, "id")]
+
+    async def search_rows(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        vector: Sequence[float],
+        limit: int,
+        filters: Filters,
+        columns: str,
+    ) -> list[asyncpg.Record]:
+        """The nearest rows with `columns`, nearest first, in a transaction `prepare`d for `limit`:
+        one statement where ids and a fetch of their rows would be two."""
         params: list[Any] = [tenant_id, vector_param(vector)]
         where = filters.sql(params)
         params.append(limit)
-        rows = await conn.fetch(
-            f"""SELECT id FROM {SCHEMA}.memories
-                WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
-                ORDER BY embedding <=> $2::real[]::vector LIMIT ${len(params)}""",
-            *params,
+        return list(
+            await conn.fetch(
+                f"""SELECT {columns} FROM {SCHEMA}.memories
+                    WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
+                    ORDER BY embedding <=> $2::real[]::vector LIMIT ${len(params)}""",
+                *params,
+            )
         )
-        return [row["id"] for row in rows]
 
 
 class QdrantIndex:
