@@ -17,7 +17,7 @@ Measurement, per size and run: fresh questions (cold embedding cache: each is ne
 questions again (warm cache), sequential single-client `POST /v1/search/hybrid {"query", "k": 10}`
 on a keep-alive connection; then `POST /v1/ml/embed` of single questions (cold, warm) through
 the gateway as the embedding part's baseline. The services' own metrics split the time into
-gateway / memory / ml / model; the memory service's SQL (vector, lexical, fetch) is timed
+gateway / memory / ml / model; the memory service's SQL (vector rows, full-text rows) is timed
 in-process with its own adapter code, and EXPLAIN ANALYZE shows the plans. Before each search
 pass the script waits (up to 60 s) for a nearly idle machine and records the cores used meanwhile
 by anything outside the benchmark and the stack (noise from other work on a shared machine).
@@ -62,7 +62,7 @@ from _texts import TextFactory
 
 from rae_common.db import create_pool, tenant_tx
 from rae_memory.adapters.repository import MemoryRepository, NewMemory
-from rae_memory.adapters.sql import Filters
+from rae_memory.adapters.sql import COLUMNS, Filters
 from rae_memory.adapters.vectors import PgVectorIndex
 from rae_memory.domain.model import content_hash
 
@@ -252,38 +252,37 @@ class CaptureConn:
 async def sql_breakdown(
     dsn: str, tenant_id: str, queries: Sequence[str], vectors: Sequence[Sequence[float]]
 ) -> dict[str, Any]:
-    """The memory service's three search statements, each in its own tenant transaction as the
-    service runs them, timed with its own adapter code (same pool set-up), plus EXPLAIN ANALYZE
-    of each for the first query. (The service runs full text concurrently with embedding and
-    vector search, then fetches the rows.)"""
+    """The memory service's two search statements, each in its own tenant transaction, timed
+    with its own adapter code (same pool set-up): the nearest rows (HNSW settings included) and
+    the full-text candidates with their rows; plus EXPLAIN ANALYZE of each for the first query.
+    (The service runs full text and the vector transaction's set-up while the query is embedded,
+    then the vector statement.)"""
     index, repo = PgVectorIndex(), MemoryRepository()
     limit = max(50, 4 * K)  # MemoryService defaults: min_candidates=50, candidates_per_k=4
-    times: dict[str, list[float]] = {"vector": [], "lexical": [], "fetch": []}
+    times: dict[str, list[float]] = {"vector": [], "lexical": []}
     candidates: dict[str, list[int]] = {"vector": [], "lexical": []}
     pool = await create_pool(dsn, min_size=1, max_size=1)
+
+    async def both(conn: Any, q: str, v: Sequence[float]) -> tuple[float, float, int, int]:
+        t0 = time.perf_counter()
+        await index.prepare(conn, limit)
+        nearest = await index.search_rows(conn, tenant_id, v, limit, Filters(), COLUMNS)
+        t1 = time.perf_counter()
+        words = await repo.lexical_rows(conn, tenant_id, q, limit, Filters(), columns=COLUMNS)
+        return t1 - t0, time.perf_counter() - t1, len(nearest), len(words)
+
     try:
         for q, v in zip(queries, vectors, strict=True):
-            t0 = time.perf_counter()
             async with tenant_tx(pool, tenant_id) as conn:
-                ids_v = await index.search(conn, tenant_id, v, limit, Filters())
-            t1 = time.perf_counter()
-            async with tenant_tx(pool, tenant_id) as conn:
-                ids_l = await repo.lexical(conn, tenant_id, q, limit, Filters())
-            t2 = time.perf_counter()
-            async with tenant_tx(pool, tenant_id) as conn:
-                await repo.fetch_many(conn, tenant_id, list({*ids_v, *ids_l}), Filters())
-            t3 = time.perf_counter()
-            times["vector"].append(t1 - t0)
-            times["lexical"].append(t2 - t1)
-            times["fetch"].append(t3 - t2)
-            candidates["vector"].append(len(ids_v))
-            candidates["lexical"].append(len(ids_l))
+                vector_s, lexical_s, n_vector, n_lexical = await both(conn, q, v)
+            times["vector"].append(vector_s)
+            times["lexical"].append(lexical_s)
+            candidates["vector"].append(n_vector)
+            candidates["lexical"].append(n_lexical)
         async with tenant_tx(pool, tenant_id) as conn:
             cap = CaptureConn(conn)
-            ids_v = await index.search(cap, tenant_id, vectors[0], limit, Filters())  # type: ignore[arg-type]
-            ids_l = await repo.lexical(cap, tenant_id, queries[0], limit, Filters())  # type: ignore[arg-type]
-            await repo.fetch_many(cap, tenant_id, list({*ids_v, *ids_l}), Filters())  # type: ignore[arg-type]
-            plans = dict(zip(("vector", "lexical", "fetch"), cap.plans, strict=True))
+            await both(cap, queries[0], vectors[0])
+            plans = dict(zip(("vector", "lexical"), cap.plans, strict=True))
     finally:
         await pool.close()
     return {
@@ -531,8 +530,6 @@ def render_tables(doc: dict[str, Any]) -> str:
                 sql["vector_ms"]["p95_ms"],
                 sql["lexical_ms"]["p50_ms"],
                 sql["lexical_ms"]["p95_ms"],
-                sql["fetch_ms"]["p50_ms"],
-                sql["fetch_ms"]["p95_ms"],
             ]
         )
     return "\n\n".join(
@@ -573,8 +570,6 @@ def render_tables(doc: dict[str, Any]) -> str:
                     "vector SQL p95",
                     "lexical SQL p50",
                     "lexical SQL p95",
-                    "fetch SQL p50",
-                    "fetch SQL p95",
                 ],  # fmt: skip
                 sql_rows,
             ),

@@ -367,21 +367,21 @@ class MemoryService:
         )
         limit = max(self.min_candidates, self.candidates_per_k * request.k)
 
-        async def lexical() -> tuple[list[uuid.UUID], dict[uuid.UUID, dict[str, Any]]]:
+        async def lexical() -> list[asyncpg.Record]:
             async with tenant_tx(self.pool, tenant_id) as conn:
-                ids = await self.repo.lexical(
+                return await self.repo.lexical_rows(
                     conn,
                     tenant_id,
                     request.query,
                     limit,
                     filters,
+                    columns=COLUMNS,
                     pool_size=self.lexical_pool,
                     common_fraction=self.common_lexeme_fraction,
                 )
-                return ids, await self.repo.fetch_many(conn, tenant_id, ids, filters) if ids else {}
 
-        # Off the critical path, while the query is embedded: the full-text candidates and their
-        # rows (own connection), and the vector search's transaction and settings. Once the
+        # Off the critical path, while the query is embedded: the full-text candidates with their
+        # rows (own connection, one statement), and the vector search's transaction and settings. Once the
         # vector is there, one statement answers the nearest rows (pgvector; with Qdrant, ids and
         # a fetch of the rows not read yet).
         pg = self.vectors if isinstance(self.vectors, PgVectorIndex) else None
@@ -399,8 +399,9 @@ class MemoryService:
                     rows.update((r["id"], dict(r)) for r in nearest)
                 else:
                     vector_ids = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
-                lexical_ids, lexical_rows = await full_text
-                rows.update(lexical_rows)
+                best_words = await full_text
+                lexical_ids = [r["id"] for r in best_words]
+                rows.update((r["id"], dict(r)) for r in best_words)
                 unread = [i for i in vector_ids if i not in rows]
                 if unread:
                     rows.update(await self.repo.fetch_many(conn, tenant_id, unread, filters))
