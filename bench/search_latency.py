@@ -268,7 +268,7 @@ async def sql_breakdown(
         await index.prepare(conn, limit)
         nearest = await index.search_rows(conn, tenant_id, v, limit, Filters(), COLUMNS)
         t1 = time.perf_counter()
-        words = await repo.lexical_rows(conn, tenant_id, q, limit, Filters(), columns=COLUMNS)
+        words = await repo.lexical(conn, tenant_id, q, limit, Filters(), columns=COLUMNS)
         return t1 - t0, time.perf_counter() - t1, len(nearest), len(words)
 
     try:

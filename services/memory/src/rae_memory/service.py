@@ -369,7 +369,7 @@ class MemoryService:
 
         async def lexical() -> list[asyncpg.Record]:
             async with tenant_tx(self.pool, tenant_id) as conn:
-                return await self.repo.lexical_rows(
+                return await self.repo.lexical(
                     conn,
                     tenant_id,
                     request.query,

@@ -246,38 +246,19 @@ class MemoryRepository:
         limit: int,
         filters: Filters,
         *,
-        pool_size: int = 500,
-        common_fraction: float = 0.1,
-    ) -> list[uuid.UUID]:
-        """Full-text candidates, best first, with bounded work however common the words are
-        (`lexical_rows` with the ids alone)."""
-        rows = await self.lexical_rows(
-            conn, tenant_id, query, limit, filters, pool_size=pool_size, common_fraction=common_fraction
-        )
-        return [r["id"] for r in rows]
-
-    async def lexical_rows(
-        self,
-        conn: asyncpg.Connection,
-        tenant_id: str,
-        query: str,
-        limit: int,
-        filters: Filters,
-        *,
-        columns: str | None = None,
+        columns: str,
         pool_size: int = 500,
         common_fraction: float = 0.1,
     ) -> list[asyncpg.Record]:
-        """Full-text candidates, best first, with bounded work however common the words are:
-        their `id`, or with `columns` (of `memory.memories`) their rows, read through the
-        row-level-secured table and the request's filters in the same statement.
+        """Full-text candidates, best first, with bounded work however common the words are: their
+        rows (`columns` of `memory.memories`), read through the row-level-secured table and the
+        request's filters in the same statement.
 
         Candidates are the tenant's `pool_size` most recent memories with every informative query
         word (`informative_terms`: words in more than `common_fraction` of the rows do not pick
         candidates), then as many with any of them; all of them ranked by cover density
         (`ts_rank_cd`) over every query word, those with every word first. Narrowing filters
-        apply before the pool is cut; expiry (and every filter again) when the rows are read, here
-        or, for ids alone, by the caller's fetch.
+        apply before the pool is cut; expiry (and every filter again) when the rows are read.
         """
         # The tsqueries' selectivity decides between the GIN index (rare words) and walking the
         # tenant's newest rows (common words). A cached generic plan (asyncpg prepares statements;
@@ -300,14 +281,8 @@ class MemoryRepository:
             source += filters.sql(params, alias="m")
         params += [pool_size, limit]
         pool_param, limit_param = f"${len(params) - 1}", f"${len(params)}"
-        best = f"ranked r ORDER BY r.tier, r.rank DESC, r.id LIMIT {limit_param}"
-        final = f"SELECT r.id FROM {best}"
-        if columns is not None:
-            read = ", ".join(f"m.{c.strip()}" for c in columns.split(","))
-            where = filters.sql(params, alias="m")
-            final = f"""SELECT {read} FROM (SELECT r.id, r.tier, r.rank FROM {best}) b
-                JOIN {SCHEMA}.memories m ON m.id = b.id AND m.tenant_id = $1 AND {where}
-                ORDER BY b.tier, b.rank DESC, b.id"""
+        read = ", ".join(f"m.{c.strip()}" for c in columns.split(","))
+        where = filters.sql(params, alias="m")
         return list(
             await conn.fetch(
                 f"""WITH pool AS (
@@ -320,8 +295,13 @@ class MemoryRepository:
                      ORDER BY x.created_at DESC LIMIT {pool_param})),
                 ranked AS (
                     SELECT DISTINCT ON (p.id) p.id, p.tier, ts_rank_cd(p.tsv, $4::tsquery) AS rank
-                    FROM pool p ORDER BY p.id, p.tier)
-                {final}""",
+                    FROM pool p ORDER BY p.id, p.tier),
+                best AS (
+                    SELECT r.id, r.tier, r.rank FROM ranked r
+                    ORDER BY r.tier, r.rank DESC, r.id LIMIT {limit_param})
+                SELECT {read} FROM best b
+                JOIN {SCHEMA}.memories m ON m.id = b.id AND m.tenant_id = $1 AND {where}
+                ORDER BY b.tier, b.rank DESC, b.id""",
                 *params,
             )
         )
