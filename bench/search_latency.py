@@ -266,10 +266,10 @@ async def sql_breakdown(
     async def both(conn: Any, q: str, v: Sequence[float]) -> tuple[float, float, int, int]:
         t0 = time.perf_counter()
         await index.prepare(conn, limit)
-        nearest = await index.search_rows(conn, tenant_id, v, limit, Filters(), COLUMNS)
+        nearest = await index.search(conn, tenant_id, v, limit, Filters(), COLUMNS)
         t1 = time.perf_counter()
         words = await repo.lexical(conn, tenant_id, q, limit, Filters(), columns=COLUMNS)
-        return t1 - t0, time.perf_counter() - t1, len(nearest), len(words)
+        return t1 - t0, time.perf_counter() - t1, len(nearest.ids), len(words)
 
     try:
         for q, v in zip(queries, vectors, strict=True):

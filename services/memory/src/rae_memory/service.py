@@ -30,7 +30,7 @@ from rae_common.paging import decode_cursor, encode_cursor, invalid_cursor
 from rae_memory.adapters.embeddings import Embedded, EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository, NewDocument, NewMemory
 from rae_memory.adapters.sql import COLUMNS, SCHEMA, Filters
-from rae_memory.adapters.vectors import PgVectorIndex, VectorIndex, VectorItem
+from rae_memory.adapters.vectors import VectorIndex, VectorItem
 from rae_memory.domain.model import Layer, content_hash, expiry_for
 from rae_memory.domain.ranking import Candidate, Weights, fuse
 from rae_memory.ingest import IngestError, UnsupportedDocumentType, chunk, parse
@@ -381,24 +381,17 @@ class MemoryService:
                 )
 
         # Off the critical path, while the query is embedded: the full-text candidates with their
-        # rows (own connection, one statement), and the vector search's transaction and settings. Once the
-        # vector is there, one statement answers the nearest rows (pgvector; with Qdrant, ids and
-        # a fetch of the rows not read yet).
-        pg = self.vectors if isinstance(self.vectors, PgVectorIndex) else None
+        # rows (own connection, one statement), and the vector search's transaction and set-up.
+        # Once the vector is there, one statement answers the nearest rows (pgvector; with Qdrant,
+        # ids, then a fetch of the rows not read yet).
         full_text = asyncio.create_task(lexical())
         embedding = asyncio.create_task(self.embedder.embed(tenant_id, [request.query]))
         try:
             async with tenant_tx(self.pool, tenant_id) as conn:
-                if pg is not None:
-                    await pg.prepare(conn, limit)
+                await self.vectors.prepare(conn, limit)
                 query_vector = (await embedding).vectors[0]
-                rows: dict[uuid.UUID, dict[str, Any]] = {}
-                if pg is not None:
-                    nearest = await pg.search_rows(conn, tenant_id, query_vector, limit, filters, COLUMNS)
-                    vector_ids = [r["id"] for r in nearest]
-                    rows.update((r["id"], dict(r)) for r in nearest)
-                else:
-                    vector_ids = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
+                nearest = await self.vectors.search(conn, tenant_id, query_vector, limit, filters, COLUMNS)
+                vector_ids, rows = nearest.ids, nearest.rows
                 best_words = await full_text
                 lexical_ids = [r["id"] for r in best_words]
                 rows.update((r["id"], dict(r)) for r in best_words)

@@ -15,7 +15,7 @@ from qdrant_client import AsyncQdrantClient, models
 
 from rae_memory.adapters.sql import SCHEMA, Filters, vector_param
 
-__all__ = ["PgVectorIndex", "QdrantIndex", "VectorIndex", "VectorItem"]
+__all__ = ["Nearest", "PgVectorIndex", "QdrantIndex", "VectorIndex", "VectorItem"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +28,12 @@ class VectorItem:
     metadata: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class Nearest:
+    ids: list[uuid.UUID]
+    rows: dict[uuid.UUID, dict[str, Any]]
+
+
 class VectorIndex(Protocol):
     name: str
     # True: vectors live in the memories row, written in the same transaction as the row.
@@ -37,6 +43,11 @@ class VectorIndex(Protocol):
 
     async def delete(self, tenant_id: str, ids: Sequence[uuid.UUID]) -> None: ...
 
+    async def prepare(self, conn: asyncpg.Connection, limit: int) -> None:
+        """Set up the tenant transaction for a search of up to `limit` results; it may run
+        before the query vector is known."""
+        ...
+
     async def search(
         self,
         conn: asyncpg.Connection,
@@ -44,7 +55,11 @@ class VectorIndex(Protocol):
         vector: Sequence[float],
         limit: int,
         filters: Filters,
-    ) -> list[uuid.UUID]: ...
+        columns: str,
+    ) -> Nearest:
+        """The nearest ids, nearest first, in a transaction `prepare`d for `limit`, and the rows
+        (`columns` of `memory.memories`) of those the index read with them."""
+        ...
 
 
 class PgVectorIndex:
@@ -64,8 +79,6 @@ class PgVectorIndex:
         return None
 
     async def prepare(self, conn: asyncpg.Connection, limit: int) -> None:
-        """The settings of a search returning up to `limit` rows, in the transaction: a caller may
-        send them before the query vector is known (`search_rows`)."""
         # Both settings in one round trip; transaction-local like SET LOCAL.
         await conn.execute(
             "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
@@ -80,32 +93,20 @@ class PgVectorIndex:
         vector: Sequence[float],
         limit: int,
         filters: Filters,
-    ) -> list[uuid.UUID]:
-        await self.prepare(conn, limit)
-        return [row["id"] for row in await self.search_rows(conn, tenant_id, vector, limit, filters, "id")]
-
-    async def search_rows(
-        self,
-        conn: asyncpg.Connection,
-        tenant_id: str,
-        vector: Sequence[float],
-        limit: int,
-        filters: Filters,
         columns: str,
-    ) -> list[asyncpg.Record]:
-        """The nearest rows with `columns`, nearest first, in a transaction `prepare`d for `limit`:
-        one statement where ids and a fetch of their rows would be two."""
+    ) -> Nearest:
+        # The rows come with the search: one statement where ids and a fetch of their rows would
+        # be two.
         params: list[Any] = [tenant_id, vector_param(vector)]
         where = filters.sql(params)
         params.append(limit)
-        return list(
-            await conn.fetch(
-                f"""SELECT {columns} FROM {SCHEMA}.memories
-                    WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
-                    ORDER BY embedding <=> $2::real[]::vector LIMIT ${len(params)}""",
-                *params,
-            )
+        rows = await conn.fetch(
+            f"""SELECT {columns} FROM {SCHEMA}.memories
+                WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
+                ORDER BY embedding <=> $2::real[]::vector LIMIT ${len(params)}""",
+            *params,
         )
+        return Nearest([row["id"] for row in rows], {row["id"]: dict(row) for row in rows})
 
 
 class QdrantIndex:
@@ -176,6 +177,9 @@ class QdrantIndex:
             ),
         )
 
+    async def prepare(self, conn: asyncpg.Connection, limit: int) -> None:  # noqa: ARG002
+        return None  # nothing to set in Postgres
+
     async def search(
         self,
         conn: asyncpg.Connection,  # noqa: ARG002 (the port passes the tenant transaction; unused here)
@@ -183,7 +187,8 @@ class QdrantIndex:
         vector: Sequence[float],
         limit: int,
         filters: Filters,
-    ) -> list[uuid.UUID]:
+        columns: str,  # noqa: ARG002 (the rows are in Postgres: the caller reads them)
+    ) -> Nearest:
         must: list[models.Condition] = [_match("tenant_id", tenant_id)]
         if filters.layers:
             must.append(models.FieldCondition(key="layer", match=models.MatchAny(any=list(filters.layers))))
@@ -204,7 +209,7 @@ class QdrantIndex:
         response = await self.client.query_points(
             self.collection, query=list(vector), query_filter=models.Filter(must=must), limit=limit
         )
-        return [uuid.UUID(str(point.id)) for point in response.points]
+        return Nearest([uuid.UUID(str(point.id)) for point in response.points], {})
 
     async def ping(self) -> None:
         await self.client.collection_exists(self.collection)
