@@ -154,6 +154,19 @@ class Engine:
         rule: dict[str, Any] = await self.call("POST", "/v1/events/rules", tenant, 201, json=body)
         return rule
 
+    async def paged(self, path: str, tenant: str, limit: int, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a list, page by page along `next_cursor`; no page longer than `limit`."""
+        items: list[dict[str, Any]] = []
+        cursor = None
+        while True:
+            query = {"limit": limit, **params, **({"cursor": cursor} if cursor else {})}
+            page = await self.call("GET", path, tenant, params=query)
+            assert len(page["items"]) <= limit
+            items += page["items"]
+            cursor = page["next_cursor"]
+            if cursor is None:
+                return items
+
     async def firings(self, tenant: str, **params: Any) -> list[dict[str, Any]]:
         page = await self.call("GET", "/v1/events/triggers", tenant, params={"limit": 500, **params})
         items: list[dict[str, Any]] = page["items"]

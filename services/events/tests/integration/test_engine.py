@@ -114,16 +114,7 @@ async def test_the_audit_is_filtered_and_paged_newest_first(engine, tenant: str)
     everything = await engine.firings(tenant)
     assert len(everything) == 6
     assert everything[0]["rule_id"] == other["id"]  # the newest
-    seen: list[str] = []
-    page = await engine.call("GET", "/v1/events/triggers", tenant, params={"limit": 2})
-    while True:
-        assert len(page["items"]) <= 2
-        seen += [f["id"] for f in page["items"]]
-        if page["next_cursor"] is None:
-            break
-        page = await engine.call(
-            "GET", "/v1/events/triggers", tenant, params={"limit": 2, "cursor": page["next_cursor"]}
-        )
+    seen = [f["id"] for f in await engine.paged("/v1/events/triggers", tenant, 2)]
     assert seen == [f["id"] for f in everything]
 
     assert len(await engine.firings(tenant, rule_id=rule["id"])) == 5
