@@ -42,6 +42,9 @@ class GatewaySettings(ServiceSettings):
     # Cost guard: how long replicas share a tenant's budget state read from the cost service
     # (a budget event or a budget change through the gateway drops it at once).
     cost_guard_cache_s: float = Field(default=5.0, ge=0)
+    # The budget broadcast only drops cached state early (it expires anyway): it can wait half a
+    # second for records instead of polling the broker ten times a second.
+    kafka_fetch_max_wait_ms: int = Field(default=500, ge=1)
     # True: let token-spending requests through when the budget state cannot be read (cost
     # service or Redis down); false answers 503 instead, so budgets stay binding.
     cost_guard_fail_open: bool = False
