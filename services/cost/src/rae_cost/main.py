@@ -26,8 +26,9 @@ from rae_cost.service import CONSUMER, Clock, CostService
 class CostSettings(ServiceSettings):
     service_name: str = "cost"
     budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
-    # Usage accounting tolerates half a second; an idle consumer polling the broker ten times a
-    # second does not (idle stack: 0.167 -> 0.139 cores with this and the gateway's at 500).
+    # Usage accounting can wait half a second for its records, and polling the broker ten times
+    # a second while idle costs CPU (idle stack: 0.167 -> 0.139 cores with this and the gateway's
+    # at 500).
     kafka_fetch_max_wait_ms: int = Field(default=500, ge=1)
 
 
