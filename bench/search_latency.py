@@ -62,7 +62,7 @@ from _texts import TextFactory
 
 from rae_common.db import create_pool, tenant_tx
 from rae_memory.adapters.repository import MemoryRepository, NewMemory
-from rae_memory.adapters.sql import COLUMNS, Filters
+from rae_memory.adapters.sql import Filters
 from rae_memory.adapters.vectors import PgVectorIndex
 from rae_memory.domain.model import content_hash
 
@@ -266,9 +266,9 @@ async def sql_breakdown(
     async def both(conn: Any, q: str, v: Sequence[float]) -> tuple[float, float, int, int]:
         t0 = time.perf_counter()
         await index.prepare(conn, limit)
-        nearest = await index.search(conn, tenant_id, v, limit, Filters(), COLUMNS)
+        nearest = await index.search(conn, tenant_id, v, limit, Filters())
         t1 = time.perf_counter()
-        words = await repo.lexical(conn, tenant_id, q, limit, Filters(), columns=COLUMNS)
+        words = await repo.lexical(conn, tenant_id, q, limit, Filters())
         return t1 - t0, time.perf_counter() - t1, len(nearest.ids), len(words)
 
     try:

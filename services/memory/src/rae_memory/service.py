@@ -29,7 +29,7 @@ from rae_common.outbox import add_to_outbox
 from rae_common.paging import decode_cursor, encode_cursor, invalid_cursor
 from rae_memory.adapters.embeddings import Embedded, EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository, NewDocument, NewMemory
-from rae_memory.adapters.sql import COLUMNS, SCHEMA, Filters
+from rae_memory.adapters.sql import SCHEMA, Filters
 from rae_memory.adapters.vectors import VectorIndex, VectorItem
 from rae_memory.domain.model import Layer, content_hash, expiry_for
 from rae_memory.domain.ranking import Candidate, Weights, fuse
@@ -375,7 +375,6 @@ class MemoryService:
                     request.query,
                     limit,
                     filters,
-                    columns=COLUMNS,
                     pool_size=self.lexical_pool,
                     common_fraction=self.common_lexeme_fraction,
                 )
@@ -390,7 +389,7 @@ class MemoryService:
             async with tenant_tx(self.pool, tenant_id) as conn:
                 await self.vectors.prepare(conn, limit)
                 query_vector = (await embedding).vectors[0]
-                nearest = await self.vectors.search(conn, tenant_id, query_vector, limit, filters, COLUMNS)
+                nearest = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
                 vector_ids, rows = nearest.ids, nearest.rows
                 best_words = await full_text
                 lexical_ids = [r["id"] for r in best_words]

@@ -246,12 +246,11 @@ class MemoryRepository:
         limit: int,
         filters: Filters,
         *,
-        columns: str,
         pool_size: int = 500,
         common_fraction: float = 0.1,
     ) -> list[asyncpg.Record]:
         """Full-text candidates, best first, with bounded work however common the words are: their
-        rows (`columns` of `memory.memories`), read through the row-level-secured table and the
+        rows (`COLUMNS` of `memory.memories`), read through the row-level-secured table and the
         request's filters in the same statement.
 
         Candidates are the tenant's `pool_size` most recent memories with every informative query
@@ -281,8 +280,8 @@ class MemoryRepository:
             source += filters.sql(params, alias="m")
         params += [pool_size, limit]
         pool_param, limit_param = f"${len(params) - 1}", f"${len(params)}"
-        read = ", ".join(f"m.{c.strip()}" for c in columns.split(","))
         where = filters.sql(params, alias="m")
+        # `best` names its id `memory_id`, so the memories' columns are read without an alias.
         return list(
             await conn.fetch(
                 f"""WITH pool AS (
@@ -297,11 +296,11 @@ class MemoryRepository:
                     SELECT DISTINCT ON (p.id) p.id, p.tier, ts_rank_cd(p.tsv, $4::tsquery) AS rank
                     FROM pool p ORDER BY p.id, p.tier),
                 best AS (
-                    SELECT r.id, r.tier, r.rank FROM ranked r
+                    SELECT r.id AS memory_id, r.tier, r.rank FROM ranked r
                     ORDER BY r.tier, r.rank DESC, r.id LIMIT {limit_param})
-                SELECT {read} FROM best b
-                JOIN {SCHEMA}.memories m ON m.id = b.id AND m.tenant_id = $1 AND {where}
-                ORDER BY b.tier, b.rank DESC, b.id""",
+                SELECT {COLUMNS} FROM best b
+                JOIN {SCHEMA}.memories m ON m.id = b.memory_id AND m.tenant_id = $1 AND {where}
+                ORDER BY b.tier, b.rank DESC, b.memory_id""",
                 *params,
             )
         )

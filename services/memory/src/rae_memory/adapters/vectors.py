@@ -13,7 +13,7 @@ from typing import Any, Protocol
 import asyncpg
 from qdrant_client import AsyncQdrantClient, models
 
-from rae_memory.adapters.sql import SCHEMA, Filters, vector_param
+from rae_memory.adapters.sql import COLUMNS, SCHEMA, Filters, vector_param
 
 __all__ = ["Nearest", "PgVectorIndex", "QdrantIndex", "VectorIndex", "VectorItem"]
 
@@ -55,10 +55,9 @@ class VectorIndex(Protocol):
         vector: Sequence[float],
         limit: int,
         filters: Filters,
-        columns: str,
     ) -> Nearest:
         """The nearest ids, nearest first, in a transaction `prepare`d for `limit`, and the rows
-        (`columns` of `memory.memories`) of those the index read with them."""
+        (`COLUMNS` of `memory.memories`) of those the index read with them."""
         ...
 
 
@@ -93,7 +92,6 @@ class PgVectorIndex:
         vector: Sequence[float],
         limit: int,
         filters: Filters,
-        columns: str,
     ) -> Nearest:
         # The rows come with the search: one statement where ids and a fetch of their rows would
         # be two.
@@ -101,7 +99,7 @@ class PgVectorIndex:
         where = filters.sql(params)
         params.append(limit)
         rows = await conn.fetch(
-            f"""SELECT {columns} FROM {SCHEMA}.memories
+            f"""SELECT {COLUMNS} FROM {SCHEMA}.memories
                 WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
                 ORDER BY embedding <=> $2::real[]::vector LIMIT ${len(params)}""",
             *params,
@@ -187,7 +185,6 @@ class QdrantIndex:
         vector: Sequence[float],
         limit: int,
         filters: Filters,
-        columns: str,  # noqa: ARG002 (the rows are in Postgres: the caller reads them)
     ) -> Nearest:
         must: list[models.Condition] = [_match("tenant_id", tenant_id)]
         if filters.layers:
@@ -209,6 +206,7 @@ class QdrantIndex:
         response = await self.client.query_points(
             self.collection, query=list(vector), query_filter=models.Filter(must=must), limit=limit
         )
+        # The rows are in Postgres: the caller reads them.
         return Nearest([uuid.UUID(str(point.id)) for point in response.points], {})
 
     async def ping(self) -> None:
