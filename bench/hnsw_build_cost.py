@@ -4,11 +4,14 @@ Why: storing a batch of memories spends most of its non-model time in Postgres, 
 in the HNSW index (every row joins the graph in its own transaction). This measures, on a private
 Postgres + pgvector started by the project's stack manager:
 
-1. inserting 256-row batches into a table of `--rows` vectors without an index, with HNSW
-   `ef_construction` 64 (pgvector's default) and 32 (what migration 0005 uses), and recall@10 of
-   each index against an exact scan (100 queries, `hnsw.ef_search` 64);
-2. sending 256 vectors as text literals (`'[...]'::vector`, the memory service before) vs one
-   flat binary `real[]` sliced per row (the memory service now), no index.
+1. inserting 256-row batches into a table of `--rows` vectors without an index and with HNSW
+   indexes of several builds: `m` 16 with `ef_construction` 64 (pgvector's defaults) and 32
+   (migration 0005), `m` 12 and 8, and a `halfvec` expression index; recall@10 of each against
+   an exact scan (100 queries, `hnsw.ef_search` 64);
+2. sending 256 vectors as text literals (`'[...]'::vector`), as one flat binary `real[]` sliced
+   per row (the memory service until migration 0008's commit), and as a `vector[]` in
+   pgvector's own binary format (`pgvector.asyncpg`'s codec: the memory service now), no index.
+   The index comparison inserts with the last.
 
 Vectors: 384-d, `--clusters` random unit centres plus Gaussian noise (sigma 0.03), normalised:
 clustered like real sentence embeddings, not uniform noise (HNSW's worst case). Each run builds
@@ -29,6 +32,8 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+from pgvector import Vector
+from pgvector.asyncpg import register_vector
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -49,19 +54,41 @@ from rae_localstack import Stack  # noqa: E402
 
 DIM = 384
 BATCH = 256
-INDEXES = {
-    "no index": None,
-    "hnsw ef_construction 64": "USING hnsw (e vector_cosine_ops) WITH (m = 16, ef_construction = 64)",
-    "hnsw ef_construction 32": "USING hnsw (e vector_cosine_ops) WITH (m = 16, ef_construction = 32)",
+# name -> (index, the distance expression a query orders by)
+EXACT = "e <=> $1::vector"
+HALF = f"e::halfvec({DIM}) <=> $1::vector::halfvec({DIM})"
+INDEXES: dict[str, tuple[str | None, str]] = {
+    "no index": (None, EXACT),
+    "hnsw m 16, ef_construction 64": (
+        "USING hnsw (e vector_cosine_ops) WITH (m = 16, ef_construction = 64)",
+        EXACT,
+    ),
+    "hnsw m 16, ef_construction 32": (
+        "USING hnsw (e vector_cosine_ops) WITH (m = 16, ef_construction = 32)",
+        EXACT,
+    ),
+    "hnsw m 12, ef_construction 32": (
+        "USING hnsw (e vector_cosine_ops) WITH (m = 12, ef_construction = 32)",
+        EXACT,
+    ),
+    "hnsw m 8, ef_construction 32": (
+        "USING hnsw (e vector_cosine_ops) WITH (m = 8, ef_construction = 32)",
+        EXACT,
+    ),
+    "hnsw halfvec m 16, ef_construction 32": (
+        f"USING hnsw ((e::halfvec({DIM})) halfvec_cosine_ops) WITH (m = 16, ef_construction = 32)",
+        HALF,
+    ),
 }
 
 
 def vectors(rng: np.random.Generator, centres: np.ndarray, n: int) -> np.ndarray:
-    v = centres[rng.integers(0, len(centres), n)] + rng.normal(scale=0.03, size=(n, DIM))
-    return v / np.linalg.norm(v, axis=1, keepdims=True)
+    v: np.ndarray = centres[rng.integers(0, len(centres), n)] + rng.normal(scale=0.03, size=(n, DIM))
+    unit: np.ndarray = v / np.linalg.norm(v, axis=1, keepdims=True)
+    return unit
 
 
-async def insert_binary(conn: asyncpg.Connection, table: str, batch: np.ndarray) -> None:
+async def insert_flat(conn: asyncpg.Connection, table: str, batch: np.ndarray) -> None:
     await conn.execute(
         f"""INSERT INTO {table} (e) SELECT ($1::real[])[(t.n - 1) * {DIM} + 1 : t.n * {DIM}]::vector
             FROM generate_series(1, $2) AS t(n)""",
@@ -70,11 +97,23 @@ async def insert_binary(conn: asyncpg.Connection, table: str, batch: np.ndarray)
     )
 
 
+async def insert_vectors(conn: asyncpg.Connection, table: str, batch: np.ndarray) -> None:
+    """pgvector's own binary format, one `vector` per row (the codec of `pgvector.asyncpg`)."""
+    await conn.execute(f"INSERT INTO {table} (e) SELECT unnest($1::vector[])", [Vector(v) for v in batch])
+
+
 async def insert_text(conn: asyncpg.Connection, table: str, batch: np.ndarray) -> None:
     await conn.execute(
         f"INSERT INTO {table} (e) SELECT x::vector FROM unnest($1::text[]) AS x",
         [json.dumps(v) for v in batch.tolist()],
     )
+
+
+WIRE = {
+    "text literals": insert_text,
+    "one flat real[]": insert_flat,
+    "vector[] (pgvector binary)": insert_vectors,
+}
 
 
 async def one_run(url: str, args: Any, run: int) -> dict[str, Any]:
@@ -88,29 +127,28 @@ async def one_run(url: str, args: Any, run: int) -> dict[str, Any]:
     result: dict[str, Any] = {}
     try:
         await conn.execute("CREATE EXTENSION IF NOT EXISTS vector")
-        for name, index in INDEXES.items():
+        await register_vector(conn)
+        for name, (index, distance) in INDEXES.items():
             table = f"bench_hnsw_{run}_{len(result)}"
             await conn.execute(f"DROP TABLE IF EXISTS {table}")
             await conn.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, e vector({DIM}))")
             if index:
                 await conn.execute(f"CREATE INDEX ON {table} {index}")
             for start in range(0, args.rows, 1000):
-                await insert_binary(conn, table, base[start : start + 1000])
+                await insert_vectors(conn, table, base[start : start + 1000])
             wait_quiet(timeout_s=20)
             seconds = []
             for batch in batches:
                 started = time.perf_counter()
-                await insert_binary(conn, table, batch)
+                await insert_vectors(conn, table, batch)
                 seconds.append(time.perf_counter() - started)
             recall = None
             if index:
                 await conn.execute("SET hnsw.ef_search = 64")
                 hits = 0
                 for q in queries:
-                    literal = json.dumps(q.tolist())
-                    found = await conn.fetch(
-                        f"SELECT id FROM {table} ORDER BY e <=> $1::vector LIMIT 10", literal
-                    )
+                    literal = Vector(q)
+                    found = await conn.fetch(f"SELECT id FROM {table} ORDER BY {distance} LIMIT 10", literal)
                     await conn.execute("SET enable_indexscan = off")
                     exact = await conn.fetch(
                         f"SELECT id FROM {table} ORDER BY e <=> $1::vector LIMIT 10", literal
@@ -126,9 +164,9 @@ async def one_run(url: str, args: Any, run: int) -> dict[str, Any]:
             )
         table = f"bench_wire_{run}"
         await conn.execute(f"CREATE TABLE {table} (id bigserial PRIMARY KEY, e vector({DIM}))")
-        wire: dict[str, list[float]] = {"text literals": [], "binary real[]": []}
+        wire: dict[str, list[float]] = {label: [] for label in WIRE}
         for batch in batches:
-            for label, insert in (("text literals", insert_text), ("binary real[]", insert_binary)):
+            for label, insert in WIRE.items():
                 started = time.perf_counter()
                 await insert(conn, table, batch)
                 wire[label].append(round((time.perf_counter() - started) * 1000, 1))
@@ -185,7 +223,7 @@ def main() -> None:
         [f"{BATCH}-row insert into {args.rows:,} rows", "median ms", "per run", "recall@10"], rows
     )
     wire_rows = []
-    for label in ("text literals", "binary real[]"):
+    for label in WIRE:
         per_run = [median(r["wire"][label]) for r in runs]
         summary[f"wire/{label}"] = median(per_run)
         wire_rows.append([label, median(per_run), ", ".join(f"{x:.0f}" for x in per_run)])

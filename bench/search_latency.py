@@ -62,7 +62,7 @@ from _texts import TextFactory
 
 from rae_common.db import create_pool, tenant_tx
 from rae_memory.adapters.repository import MemoryRepository, NewMemory
-from rae_memory.adapters.sql import Filters
+from rae_memory.adapters.sql import Filters, register_vector_codec
 from rae_memory.adapters.vectors import PgVectorIndex
 from rae_memory.domain.model import content_hash
 
@@ -126,6 +126,7 @@ class Seeder:
         generate_s = insert_s = 0.0
         inserted = 0
         conn = await asyncpg.connect(self.dsn)
+        await register_vector_codec(conn)
         try:
             for start in range(0, n, self.chunk):
                 t0 = time.perf_counter()
@@ -261,7 +262,7 @@ async def sql_breakdown(
     limit = max(50, 4 * K)  # MemoryService defaults: min_candidates=50, candidates_per_k=4
     times: dict[str, list[float]] = {"vector": [], "lexical": []}
     candidates: dict[str, list[int]] = {"vector": [], "lexical": []}
-    pool = await create_pool(dsn, min_size=1, max_size=1)
+    pool = await create_pool(dsn, min_size=1, max_size=1, setup=register_vector_codec)
 
     async def both(conn: Any, q: str, v: Sequence[float]) -> tuple[float, float, int, int]:
         t0 = time.perf_counter()

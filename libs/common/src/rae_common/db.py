@@ -6,7 +6,7 @@ import contextlib
 import hashlib
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -14,7 +14,15 @@ from typing import Any
 
 import asyncpg
 
-__all__ = ["Migration", "Where", "apply_migrations", "create_pool", "load_migrations", "tenant_tx"]
+__all__ = [
+    "ConnectionSetup",
+    "Migration",
+    "Where",
+    "apply_migrations",
+    "create_pool",
+    "load_migrations",
+    "tenant_tx",
+]
 
 _MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -46,12 +54,24 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ha
         return ""
 
 
-async def create_pool(dsn: str, *, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+ConnectionSetup = Callable[[asyncpg.Connection], Awaitable[None]]
+
+
+async def create_pool(
+    dsn: str, *, min_size: int = 1, max_size: int = 10, setup: ConnectionSetup | None = None
+) -> asyncpg.Pool:
+    """A pool whose connections decode json/jsonb, then run `setup` (a service's own codecs)."""
+
+    async def init(conn: asyncpg.Connection) -> None:
+        await _init_connection(conn)
+        if setup is not None:
+            await setup(conn)
+
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
-        init=_init_connection,
+        init=init,
         command_timeout=30,
         connection_class=_PooledConnection,
     )

@@ -15,7 +15,7 @@ import neo4j
 import redis.asyncio as aioredis
 
 from rae_common.app import ServiceState
-from rae_common.db import Migration, apply_migrations, create_pool
+from rae_common.db import ConnectionSetup, Migration, apply_migrations, create_pool
 from rae_common.messaging import BatchHandler, Handler, KafkaBroadcastLoop, KafkaConsumerLoop, KafkaPublisher
 from rae_common.outbox import OutboxRelay, shared_migrations
 
@@ -35,18 +35,31 @@ _log = logging.getLogger("rae.resources")
 
 @contextlib.asynccontextmanager
 async def postgres(
-    state: ServiceState, schema: str, migrations: Sequence[Migration]
+    state: ServiceState,
+    schema: str,
+    migrations: Sequence[Migration],
+    *,
+    connection_setup: ConnectionSetup | None = None,
 ) -> AsyncIterator[asyncpg.Pool]:
     """A pool with the schema migrated. Fails start-up when Postgres is unreachable: a service
-    must not serve on a schema it could not check."""
+    must not serve on a schema it could not check.
+
+    `connection_setup` runs on every connection the pool opens; the connections opened before
+    the migrations are replaced after them, so it may depend on what the migrations create
+    (an extension's types, say)."""
     settings = state.settings
     pool = await create_pool(
-        settings.database_url, min_size=settings.database_pool_min, max_size=settings.database_pool_max
+        settings.database_url,
+        min_size=settings.database_pool_min,
+        max_size=settings.database_pool_max,
+        setup=connection_setup,
     )
     try:
         applied = await apply_migrations(pool, schema, list(migrations))
         if applied:
             _log.info("applied migrations %s to schema %s", applied, schema)
+        if connection_setup is not None:
+            await pool.expire_connections()
 
         async def probe() -> None:
             async with pool.acquire() as conn:
@@ -198,12 +211,18 @@ async def neo4j_driver(state: ServiceState) -> AsyncIterator[neo4j.AsyncDriver]:
 
 @contextlib.asynccontextmanager
 async def postgres_with_outbox(
-    state: ServiceState, schema: str, migrations: Sequence[Migration]
+    state: ServiceState,
+    schema: str,
+    migrations: Sequence[Migration],
+    *,
+    connection_setup: ConnectionSetup | None = None,
 ) -> AsyncIterator[asyncpg.Pool]:
     """Postgres (migrated, with the shared `outbox` table), a publisher and a running relay:
     what every service that announces its own state changes needs."""
     async with (
-        postgres(state, schema, [*migrations, *shared_migrations("outbox")]) as pool,
+        postgres(
+            state, schema, [*migrations, *shared_migrations("outbox")], connection_setup=connection_setup
+        ) as pool,
         kafka_publisher(state) as publisher,
         outbox_relay(state, pool, schema, publisher),
     ):

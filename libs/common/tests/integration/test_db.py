@@ -6,9 +6,13 @@ import asyncio
 
 import asyncpg
 import pytest
+from opentelemetry.sdk.trace import TracerProvider
 
+from rae_common import resources
+from rae_common.app import ServiceState
 from rae_common.db import Migration, apply_migrations, create_pool, load_migrations, tenant_tx
 from rae_common.settings import ServiceSettings
+from rae_common.telemetry import RequestMetrics
 
 # Not idempotent on purpose: applying either twice would fail.
 MIGRATIONS = [
@@ -73,3 +77,35 @@ async def test_a_released_connection_carries_no_tenant_or_transaction(settings: 
             assert await conn.fetchval("SELECT current_setting('rae.tenant_id', true)") in ("", None)
     finally:
         await pool.close()
+
+
+async def test_create_pool_runs_the_setup_on_every_connection(settings: ServiceSettings) -> None:
+    async def setup(conn: asyncpg.Connection) -> None:
+        await conn.execute("SELECT set_config('rae.test_setup', 'ran', false)")
+
+    pool = await create_pool(settings.database_url, min_size=2, max_size=2, setup=setup)
+    try:
+        async with pool.acquire() as first, pool.acquire() as second:
+            for conn in (first, second):
+                assert await conn.fetchval("SELECT current_setting('rae.test_setup', true)") == "ran"
+    finally:
+        await pool.close()
+
+
+async def test_the_connection_setup_sees_what_the_migrations_created(
+    settings: ServiceSettings, schema: str
+) -> None:
+    """A setup may need a type a migration creates (memory registers pgvector's codec): the
+    connections the pool opened before migrating are replaced, so none is handed out without it."""
+
+    async def setup(conn: asyncpg.Connection) -> None:
+        found = await conn.fetchval("SELECT to_regtype($1) IS NOT NULL", f"{schema}.marker")
+        await conn.execute("SELECT set_config('rae.test_saw_type', $1, false)", str(found).lower())
+
+    sized = settings.model_copy(update={"database_pool_min": 3, "database_pool_max": 3})
+    state = ServiceState(settings=sized, tracer_provider=TracerProvider(), metrics=RequestMetrics("t"))
+    migrations = [Migration(1, "marker", "CREATE TYPE marker AS ENUM ('x')")]
+    async with resources.postgres(state, schema, migrations, connection_setup=setup) as pool:
+        async with pool.acquire() as a, pool.acquire() as b, pool.acquire() as c:
+            seen = [await conn.fetchval("SELECT current_setting('rae.test_saw_type')") for conn in (a, b, c)]
+    assert seen == ["true", "true", "true"]

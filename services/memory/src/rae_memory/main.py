@@ -18,7 +18,7 @@ from rae_common.db import load_migrations
 from rae_common.settings import ServiceSettings
 from rae_memory.adapters.embeddings import EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository
-from rae_memory.adapters.sql import SCHEMA
+from rae_memory.adapters.sql import SCHEMA, register_vector_codec
 from rae_memory.adapters.vectors import PgVectorIndex, QdrantIndex, VectorIndex
 from rae_memory.api import evaluations
 from rae_memory.api.routes import router
@@ -80,7 +80,9 @@ def _setup_for(settings: MemorySettings) -> Setup:
     @contextlib.asynccontextmanager
     async def setup(state: ServiceState) -> AsyncIterator[None]:
         async with (
-            resources.postgres_with_outbox(state, SCHEMA, load_migrations("rae_memory")) as pool,
+            resources.postgres_with_outbox(
+                state, SCHEMA, load_migrations("rae_memory"), connection_setup=register_vector_codec
+            ) as pool,
             _vector_index(state, settings) as vectors,
         ):
             assert state.http is not None

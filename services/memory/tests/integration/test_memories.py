@@ -9,9 +9,11 @@ import uuid
 
 import asyncpg
 import httpx
+import numpy as np
 import pytest
 
 from rae_common.testing import read_topic
+from rae_memory.adapters.sql import register_vector_codec
 from rae_memory.main import MemorySettings
 
 
@@ -277,3 +279,40 @@ async def test_readiness_reports_postgres_and_kafka(client: httpx.AsyncClient) -
     ready = await client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["checks"] == {"postgres": "ok", "kafka": "ok"}
+
+
+async def test_the_stored_vector_is_the_models_vector_bit_for_bit(
+    client: httpx.AsyncClient, tenant: dict[str, str], memory_settings: MemorySettings
+) -> None:
+    """Vectors travel in pgvector's binary format: float32 in, the same float32 stored, on
+    insert (batch) and on a content change (update)."""
+    batch = await client.post(
+        "/v1/memories/batch",
+        json={"items": [{"content": "Vectors go over the wire as bytes"}, {"content": "Second row"}]},
+        headers=tenant,
+    )
+    assert batch.status_code == 201, batch.text
+    first = batch.json()["items"][0]["id"]
+    patched = await client.patch(
+        f"/v1/memories/{first}", json={"content": "Now about sailing"}, headers=tenant
+    )
+    assert patched.status_code == 200, patched.text
+    texts = ["Now about sailing", "Second row"]
+    async with httpx.AsyncClient(base_url=memory_settings.ml_url) as ml:
+        embedded = await ml.post("/v1/ml/embed", json={"texts": texts}, headers=tenant)
+    assert embedded.status_code == 200, embedded.text
+    expected = {
+        t: np.array(v, dtype=np.float32) for t, v in zip(texts, embedded.json()["vectors"], strict=True)
+    }
+    conn = await asyncpg.connect(memory_settings.database_url)
+    try:
+        await register_vector_codec(conn)
+        async with conn.transaction():
+            await conn.execute("SELECT set_config('rae.tenant_id', $1, true)", tenant["X-Tenant-ID"])
+            rows = await conn.fetch("SELECT content, embedding FROM memory.memories")
+    finally:
+        await conn.close()
+    stored = {r["content"]: r["embedding"].to_numpy() for r in rows}
+    assert set(stored) == set(texts)
+    for text in texts:
+        assert np.array_equal(stored[text], expected[text]), text

@@ -117,12 +117,12 @@ class MemoryRepository:
                 SELECT t.id, $1, t.content, t.layer,
                        ARRAY(SELECT jsonb_array_elements_text(t.tags::jsonb)), t.metadata::jsonb, t.source,
                        t.subject, t.importance, t.content_hash, t.expires_at, t.document_id,
-                       t.chunk_index, ($14::real[])[(t.n - 1) * $16 + 1 : t.n * $16]::vector, $15
+                       t.chunk_index, t.embedding, $15
                 FROM unnest($2::uuid[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
                             $8::text[], $9::real[], $10::text[], $11::timestamptz[], $12::uuid[],
-                            $13::integer[]) WITH ORDINALITY
+                            $13::integer[], $14::vector[])
                      AS t(id, content, layer, tags, metadata, source, subject, importance,
-                          content_hash, expires_at, document_id, chunk_index, n)
+                          content_hash, expires_at, document_id, chunk_index, embedding)
                 ON CONFLICT (tenant_id, layer, content_hash) DO NOTHING
                 RETURNING {COLUMNS}""",
             tenant_id,
@@ -140,7 +140,6 @@ class MemoryRepository:
             [i.chunk_index for i in items],
             vectors_param(vectors) if vectors else None,
             model,
-            len(vectors[0]) if vectors else 0,
         )
         order = {memory_id: n for n, memory_id in enumerate(ids)}
         return sorted((dict(r) for r in rows), key=lambda r: order[r["id"]])
@@ -205,7 +204,7 @@ class MemoryRepository:
         if vector is not None:
             params.extend([vector_param(vector), model])
             n = len(params)
-            assignments.append(f"embedding = ${n - 1}::real[]::vector, embedding_model = ${n}")
+            assignments.append(f"embedding = ${n - 1}::vector, embedding_model = ${n}")
         assignments.append("updated_at = now()")
         row = await conn.fetchrow(
             f"""UPDATE {SCHEMA}.memories SET {", ".join(assignments)}

@@ -101,7 +101,7 @@ class PgVectorIndex:
         rows = await conn.fetch(
             f"""SELECT {COLUMNS} FROM {SCHEMA}.memories
                 WHERE tenant_id = $1 AND embedding IS NOT NULL AND {where}
-                ORDER BY embedding <=> $2::real[]::vector LIMIT ${len(params)}""",
+                ORDER BY embedding <=> $2::vector LIMIT ${len(params)}""",
             *params,
         )
         return Nearest([row["id"] for row in rows], {row["id"]: dict(row) for row in rows})
