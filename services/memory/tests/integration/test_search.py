@@ -29,6 +29,16 @@ async def search_client(request, memory_settings: MemorySettings) -> AsyncIterat
         yield c
 
 
+@pytest.fixture(params=["pgvector", "qdrant"])
+async def small_parts_client(request, memory_settings: MemorySettings) -> AsyncIterator[httpx.AsyncClient]:
+    """Batches embedded two items at a time: FACTS go in three parts."""
+    settings = memory_settings.model_copy(
+        update={"vector_backend": request.param, "qdrant_url": None, "ingest_embed_chunk": 2}
+    )
+    async with serve_app(create_app(settings)) as c:
+        yield c
+
+
 async def seed(client: httpx.AsyncClient) -> dict[str, str]:
     tenant = {"X-Tenant-ID": f"t-{uuid.uuid4().hex[:8]}"}
     items = [{"content": c, "tags": t, "metadata": m} for c, t, m in FACTS]
@@ -51,6 +61,17 @@ async def test_semantic_match_ranks_first_with_explained_scores(search_client) -
     assert set(top["scores"]) == {"vector", "lexical", "recency", "importance"}
     assert 0 < top["score"] <= 1
     assert [r["score"] for r in results] == sorted((r["score"] for r in results), reverse=True)
+
+
+async def test_every_part_of_a_batch_gets_its_vector(small_parts_client) -> None:
+    tenant = await seed(small_parts_client)
+    results = await search(small_parts_client, tenant, query="Alice", k=len(FACTS))
+    assert {r["content"] for r in results} == {f[0] for f in FACTS}
+    # each memory was among the vector candidates: its vector is stored and indexed
+    assert all(r["scores"]["vector"] > 0 for r in results), results
+    for content, _, _ in FACTS:
+        found = await search(small_parts_client, tenant, query=content, k=1)
+        assert found[0]["content"] == content
 
 
 async def test_keyword_only_match_is_found(search_client) -> None:
