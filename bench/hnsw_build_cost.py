@@ -9,8 +9,8 @@ Postgres + pgvector started by the project's stack manager:
    (migration 0005), `m` 12 and 8, and a `halfvec` expression index; recall@10 of each against
    an exact scan (100 queries, `hnsw.ef_search` 64);
 2. sending 256 vectors as text literals (`'[...]'::vector`), as one flat binary `real[]` sliced
-   per row (the memory service until migration 0008's commit), and as a `vector[]` in
-   pgvector's own binary format (`pgvector.asyncpg`'s codec: the memory service now), no index.
+   per row (the memory service before commit `13325c2`), and as a `vector[]` in pgvector's own
+   binary format (`pgvector.asyncpg`'s codec: the memory service since), no index.
    The index comparison inserts with the last.
 
 Vectors: 384-d, `--clusters` random unit centres plus Gaussian noise (sigma 0.03), normalised:

@@ -33,6 +33,7 @@ import asyncio
 import math
 import random
 import re
+import statistics
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -257,11 +258,14 @@ async def sql_breakdown(
     with its own adapter code (same pool set-up): the nearest rows (HNSW settings included) and
     the full-text candidates with their rows; plus EXPLAIN ANALYZE of each for the first query.
     (The service runs full text and the vector transaction's set-up while the query is embedded,
-    then the vector statement.)"""
+    then the vector statement.) And the HNSW index's recall: the same vector statement with index
+    scans off is an exact scan; recall@n is the share of the exact n nearest that the index's n
+    nearest hold, for n = K and the candidate limit."""
     index, repo = PgVectorIndex(), MemoryRepository()
     limit = max(50, 4 * K)  # MemoryService defaults: min_candidates=50, candidates_per_k=4
     times: dict[str, list[float]] = {"vector": [], "lexical": []}
     candidates: dict[str, list[int]] = {"vector": [], "lexical": []}
+    recall: dict[int, list[float]] = {K: [], limit: []}
     pool = await create_pool(dsn, min_size=1, max_size=1, setup=register_vector_codec)
 
     async def both(conn: Any, q: str, v: Sequence[float]) -> tuple[float, float, int, int]:
@@ -280,6 +284,13 @@ async def sql_breakdown(
             times["lexical"].append(lexical_s)
             candidates["vector"].append(n_vector)
             candidates["lexical"].append(n_lexical)
+            async with tenant_tx(pool, tenant_id) as conn:
+                await index.prepare(conn, limit)
+                found = (await index.search(conn, tenant_id, v, limit, Filters())).ids
+                await conn.execute("SET LOCAL enable_indexscan = off")
+                exact = (await index.search(conn, tenant_id, v, limit, Filters())).ids
+            for n in recall:
+                recall[n].append(len(set(found[:n]) & set(exact[:n])) / max(1, len(exact[:n])))
         async with tenant_tx(pool, tenant_id) as conn:
             cap = CaptureConn(conn)
             await both(cap, queries[0], vectors[0])
@@ -292,6 +303,7 @@ async def sql_breakdown(
         **{f"{name}_ms": summarize(values) for name, values in times.items()},
         "vector_candidates_median": median(candidates["vector"]),
         "lexical_candidates_median": median(candidates["lexical"]),
+        **{f"vector_recall_at_{n}": statistics.fmean(values) for n, values in recall.items()},
         "explain_query": queries[0],
         "explain": plans,
     }
@@ -531,6 +543,8 @@ def render_tables(doc: dict[str, Any]) -> str:
                 sql["vector_ms"]["p95_ms"],
                 sql["lexical_ms"]["p50_ms"],
                 sql["lexical_ms"]["p95_ms"],
+                sql.get(f"vector_recall_at_{K}", "-"),
+                sql.get(f"vector_recall_at_{sql['candidate_limit']}", "-"),
             ]
         )
     return "\n\n".join(
@@ -571,6 +585,8 @@ def render_tables(doc: dict[str, Any]) -> str:
                     "vector SQL p95",
                     "lexical SQL p50",
                     "lexical SQL p95",
+                    f"HNSW recall@{K}",
+                    "HNSW recall@candidates",
                 ],  # fmt: skip
                 sql_rows,
             ),
