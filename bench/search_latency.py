@@ -543,8 +543,10 @@ def render_tables(doc: dict[str, Any]) -> str:
                 sql["vector_ms"]["p95_ms"],
                 sql["lexical_ms"]["p50_ms"],
                 sql["lexical_ms"]["p95_ms"],
-                sql.get(f"vector_recall_at_{K}", "-"),
-                sql.get(f"vector_recall_at_{sql['candidate_limit']}", "-"),
+                *(
+                    f"{sql[key]:.2f}" if key in sql else "-"
+                    for key in (f"vector_recall_at_{K}", f"vector_recall_at_{sql['candidate_limit']}")
+                ),
             ]
         )
     return "\n\n".join(
