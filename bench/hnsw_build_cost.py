@@ -216,7 +216,7 @@ def main() -> None:
                 name,
                 median(per_run),
                 ", ".join(f"{x:.0f}" for x in per_run),
-                summary[name]["recall_at_10"] or "exact",
+                "exact" if recalls == [] else f"{summary[name]['recall_at_10']:.3f}",
             ]
         )
     table = format_table(
