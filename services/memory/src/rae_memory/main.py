@@ -33,7 +33,7 @@ class MemorySettings(ServiceSettings):
     qdrant_collection: str = "rae_memories"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dimensions: int = Field(default=384, ge=1)
-    # 64 -> 128: recall@10 of the vector candidates against an exact scan +0.02..+0.11 on
+    # 64 -> 128: recall@10 of the vector candidates against an exact scan +0.02..+0.18 on
     # near-duplicate-heavy data at 100k memories, no measurable latency (docs/BENCHMARKS.md).
     hnsw_ef_search: int = Field(default=128, ge=1, le=1000)
     recency_half_life_days: float = Field(default=30.0, gt=0)

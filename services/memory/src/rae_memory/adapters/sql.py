@@ -26,8 +26,8 @@ LIVE = "(expires_at IS NULL OR expires_at > now())"
 async def register_vector_codec(conn: asyncpg.Connection) -> None:
     """Send and read `vector` values in pgvector's binary format (`pgvector.asyncpg`): a vector
     is its float32 bytes on the wire and a memcpy in Postgres. 256 vectors of 384 dimensions as
-    a `vector[]` took 6 ms per insert vs 53 ms as one flat `real[]` (49k array elements, each
-    encoded and decoded on its own) and 137 ms as text literals (bench/hnsw_build_cost.py).
+    a `vector[]` took 6 ms per insert vs 52 ms as one flat `real[]` (98k array elements, each
+    encoded and decoded on its own) and 129 ms as text literals (bench/hnsw_build_cost.py).
 
     For every connection of a pool (`rae_common.db.create_pool(setup=...)`), once the
     extension exists: it looks up the schema the extension's types live in."""
