@@ -18,7 +18,8 @@ questions again (warm cache), sequential single-client `POST /v1/search/hybrid {
 on a keep-alive connection; then `POST /v1/ml/embed` of single questions (cold, warm) through
 the gateway as the embedding part's baseline. The services' own metrics split the time into
 gateway / memory / ml / model; the memory service's SQL (vector rows, full-text rows) is timed
-in-process with its own adapter code, and EXPLAIN ANALYZE shows the plans. Before each search
+in-process with its own adapter code, EXPLAIN ANALYZE shows the plans, and the same vector
+statement with index scans off gives the HNSW index's recall against an exact scan. Before each search
 pass the script waits (up to 60 s) for a nearly idle machine and records the cores used meanwhile
 by anything outside the benchmark and the stack (noise from other work on a shared machine).
 
