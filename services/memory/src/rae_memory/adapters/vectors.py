@@ -67,7 +67,7 @@ class PgVectorIndex:
     name = "pgvector"
     in_row = True
 
-    def __init__(self, ef_search: int = 400) -> None:
+    def __init__(self, ef_search: int = 200) -> None:
         self.ef_search = ef_search
 
     # The vector is written with its row, in the row's transaction: nothing to do here.
