@@ -11,7 +11,7 @@ pgvector started by the project's stack manager:
    vectors in 1,000-row inserts with the index in place (as the service grows it), then timed
    256-row inserts; then recall@10 and recall@50 (the service asks for max(50, 4k) candidates)
    of `--queries` questions against an exact scan, and the query's median time, at each
-   `hnsw.ef_search` of `--ef-search` (iterative scans on, as in the service);
+   `hnsw.ef_search` of `--ef-search` (the service's own `PgVectorIndex.prepare`: iterative scans on);
 2. sending 256 vectors as text literals (`'[...]'::vector`), as one flat binary `real[]` sliced
    per row (the memory service before commit `13325c2`), and as a `vector[]` in pgvector's own
    binary format (`pgvector.asyncpg`'s codec: the memory service since), no index.
@@ -60,6 +60,7 @@ from _common import (  # noqa: E402
 )
 
 from rae_localstack import Stack  # noqa: E402
+from rae_memory.adapters.vectors import PgVectorIndex  # noqa: E402
 
 DIM = 384
 BATCH = 256
@@ -116,11 +117,7 @@ async def recall(
         found, seconds = [], []
         for q in queries:
             async with conn.transaction():
-                await conn.execute(
-                    "SELECT set_config('hnsw.iterative_scan', 'relaxed_order', true), "
-                    "set_config('hnsw.ef_search', $1, true)",
-                    str(ef),
-                )
+                await PgVectorIndex(ef_search=ef).prepare(conn, deepest)
                 started = time.perf_counter()
                 found.append(await nearest(conn, NEAREST.format(table=table), q, deepest))
                 seconds.append(time.perf_counter() - started)
