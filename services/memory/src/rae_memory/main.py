@@ -19,7 +19,7 @@ from rae_common.settings import ServiceSettings
 from rae_memory.adapters.embeddings import EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository
 from rae_memory.adapters.sql import SCHEMA, register_vector_codec
-from rae_memory.adapters.vectors import PgVectorIndex, QdrantIndex, VectorIndex
+from rae_memory.adapters.vectors import DEFAULT_EF_SEARCH, PgVectorIndex, QdrantIndex, VectorIndex
 from rae_memory.api import evaluations
 from rae_memory.api.routes import router
 from rae_memory.service import MemoryService
@@ -33,11 +33,7 @@ class MemorySettings(ServiceSettings):
     qdrant_collection: str = "rae_memories"
     embedding_model: str = "all-MiniLM-L6-v2"
     embedding_dimensions: int = Field(default=384, ge=1)
-    # 200 with the m 12 graph of migration 0008: recall@10 of the vector candidates against an
-    # exact scan 0.823 on 50k real sentence embeddings (0.801 with m 16 at 128). Not higher: the
-    # planner prices an HNSW scan by m x ef_search, and from ~300 on it chose an exact scan of a
-    # 10k-memory tenant instead (29 ms against 1.4; docs/BENCHMARKS.md, "Eighth pass").
-    hnsw_ef_search: int = Field(default=200, ge=1, le=1000)
+    hnsw_ef_search: int = Field(default=DEFAULT_EF_SEARCH, ge=1, le=1000)
     recency_half_life_days: float = Field(default=30.0, gt=0)
     search_lexical_pool: int = Field(default=500, ge=10, le=100_000)
     search_common_lexeme_fraction: float = Field(default=0.1, gt=0, le=1)
