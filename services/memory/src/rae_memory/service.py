@@ -384,7 +384,10 @@ class MemoryService:
         # Off the critical path, while the query is embedded: the full-text candidates with their
         # rows (own connection, one statement), and the vector search's transaction and set-up.
         # Once the vector is there, one statement answers the nearest rows (pgvector; with Qdrant,
-        # ids, then a fetch of the rows not read yet).
+        # ids, then a fetch of their rows).
+        # The full-text part is awaited only once the vector connection is back in the pool: a
+        # search holding one connection while its other part waits for a second from the same
+        # pool deadlocks as soon as as many searches as connections do it at once.
         full_text = asyncio.create_task(lexical())
         embedding = asyncio.create_task(self.embedder.embed(tenant_id, [request.query]))
         try:
@@ -393,12 +396,12 @@ class MemoryService:
                 query_vector = (await embedding).vectors[0]
                 nearest = await self.vectors.search(conn, tenant_id, query_vector, limit, filters)
                 vector_ids, rows = nearest.ids, nearest.rows
-                best_words = await full_text
-                lexical_ids = [r["id"] for r in best_words]
-                rows.update((r["id"], dict(r)) for r in best_words)
                 unread = [i for i in vector_ids if i not in rows]
                 if unread:
                     rows.update(await self.repo.fetch_many(conn, tenant_id, unread, filters))
+            best_words = await full_text
+            lexical_ids = [r["id"] for r in best_words]
+            rows.update((r["id"], dict(r)) for r in best_words)
         finally:
             # Nothing left running (or unretrieved) when the embedding or a search failed.
             for task in (full_text, embedding):
