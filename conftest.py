@@ -6,12 +6,17 @@ per test session by the project's own stack manager, in `.rae-local/test` (or
 `make up` stack, or another test session with its own directory and offset, is left alone. Servers named
 by DATABASE_URL / KAFKA_BOOTSTRAP_SERVERS / NEO4J_URI / REDIS_URL are used instead of local ones.
 Everything the session started is stopped at its end unless RAE_KEEP_STACK=1.
+
+Every port a test uses derives from that offset: a test that starts a stack of its own (a lone
+broker it can stop, the stack manager's own tests) takes its offset from `sub_stack_offset`, never
+from a literal (tests/test_test_ports.py checks it; the slots are in docs/DEVELOPMENT.md).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -28,12 +33,48 @@ from rae_ml.main import create_app as create_ml_app
 
 ROOT = Path(__file__).resolve().parent
 
+#: The stacks tests start beside the session's own, each at the session's offset + its slot. Slots
+#: are multiples of 100 below 1000: two offsets 100 apart share no port (no two base ports of the
+#: stack differ by a multiple of 100), and the next session (the bench stack at 2000, a second test
+#: session 1000 higher) stays clear. The stacks needing Postgres take low slots, which keeps its
+#: port below the ephemeral range (32768) for session offsets up to 7000.
+SUB_STACK_SLOTS: Mapping[str, int] = {
+    "events-broker-down": 100,  # services/events/tests/integration/test_faults.py
+    "broker-restart": 200,  # the broker-restart fault test
+    "localstack": 300,  # deploy/local/tests: the stack manager's own stack (infra + tiny services)
+    "outbox-broker-down": 400,  # libs/common/tests/integration/test_outbox.py
+    "localstack-external": 500,  # deploy/local/tests: a stack whose servers are all external
+    "localstack-idle": 600,  # deploy/local/tests: stacks that never start anything
+}
+
+
+@dataclass(frozen=True)
+class SubStackOffsets:
+    """``sub_stack_offset("outbox-broker-down")``: the port offset of a test's own stack."""
+
+    session: int
+    slots: Mapping[str, int] = field(default_factory=lambda: SUB_STACK_SLOTS)
+
+    def __call__(self, name: str) -> int:
+        return self.session + self.slots[name]
+
 
 @pytest.fixture(scope="session")
-def stack() -> Iterator[Stack]:
+def test_port_offset() -> int:
+    """The session stack's port offset (RAE_TEST_PORT_OFFSET, default 1000)."""
+    return int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000"))
+
+
+@pytest.fixture(scope="session")
+def sub_stack_offset(test_port_offset: int) -> SubStackOffsets:
+    return SubStackOffsets(test_port_offset)
+
+
+@pytest.fixture(scope="session")
+def stack(test_port_offset: int) -> Iterator[Stack]:
     stack = Stack(
         Path(os.environ.get("RAE_TEST_STATE_DIR", ROOT / ".rae-local" / "test")),
-        port_offset=int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000")),
+        port_offset=test_port_offset,
     )
     stack.up_infra()
     yield stack

@@ -1,6 +1,7 @@
 """Integration tests for rae_localstack: real servers on 127.0.0.1, no mocks.
 
-Ports are offset by 3000 so a developer stack on the default ports is not disturbed.
+Ports: the test offset's "localstack*" slots (conftest.py's `sub_stack_offset`), so neither a developer
+stack nor the session's own test stack is disturbed.
 """
 
 from __future__ import annotations
@@ -19,9 +20,7 @@ from typing import Any
 
 import pytest
 
-from rae_localstack import INFRA, SERVICES, Stack, StackError
-
-OFFSET = 3000
+from rae_localstack import BASE_PORTS, INFRA, SERVICES, Stack, StackError
 
 
 def _gone(pid: int) -> bool:
@@ -59,8 +58,8 @@ def _pids(stack: Stack, names: tuple[str, ...] = INFRA) -> dict[str, int | None]
 
 
 @pytest.fixture(scope="module")
-def local_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    st = Stack(tmp_path_factory.mktemp("stack") / "state", port_offset=OFFSET, env={})
+def local_stack(tmp_path_factory: pytest.TempPathFactory, sub_stack_offset) -> Iterator[Stack]:
+    st = Stack(tmp_path_factory.mktemp("stack") / "state", port_offset=sub_stack_offset("localstack"), env={})
     started = time.monotonic()
     st.up_infra()
     sys.stderr.write(f"\ncold up_infra: {time.monotonic() - started:.2f} s\n")
@@ -81,10 +80,11 @@ def test_up_infra_starts_all_four_reachable_with_real_clients(local_stack: Stack
         assert s.pid is not None and not _gone(s.pid), s
         assert local_stack.pid_file(s.name).is_file()
     env = local_stack.infra_env()
-    assert env["DATABASE_URL"] == f"postgresql://rae:rae@127.0.0.1:{25432 + OFFSET}/rae"
-    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{19092 + OFFSET}"
-    assert env["NEO4J_URI"] == f"bolt://127.0.0.1:{17687 + OFFSET}"
-    assert env["REDIS_URL"] == f"redis://127.0.0.1:{16379 + OFFSET}/0"
+    port = {name: base + local_stack.port_offset for name, base in BASE_PORTS.items()}
+    assert env["DATABASE_URL"] == f"postgresql://rae:rae@127.0.0.1:{port['postgres']}/rae"
+    assert env["KAFKA_BOOTSTRAP_SERVERS"] == f"127.0.0.1:{port['kafka']}"
+    assert env["NEO4J_URI"] == f"bolt://127.0.0.1:{port['arcadedb']}"
+    assert env["REDIS_URL"] == f"redis://127.0.0.1:{port['redis']}/0"
     assert "QDRANT_URL" not in env
 
     _run(_check_postgres(env["DATABASE_URL"]))
@@ -168,21 +168,23 @@ def test_up_infra_again_is_a_no_op(local_stack: Stack) -> None:
 
 def test_secrets_are_generated_once_per_state_dir(local_stack: Stack) -> None:
     env = local_stack.service_env()
-    again = Stack(local_stack.state_dir, port_offset=OFFSET, env={}).service_env()
+    again = Stack(local_stack.state_dir, port_offset=local_stack.port_offset, env={}).service_env()
     for key in ("JWT_SECRET", "RAE_ADMIN_TOKEN", "NEO4J_PASSWORD"):
         assert env[key] and len(env[key]) >= 32
         assert again[key] == env[key]
     assert (local_stack.state_dir / "secrets.json").stat().st_mode & 0o077 == 0
-    assert env["GATEWAY_URL"] == f"http://127.0.0.1:{8000 + OFFSET}"
-    assert env["EVENTS_URL"] == f"http://127.0.0.1:{8006 + OFFSET}"
+    assert env["GATEWAY_URL"] == f"http://127.0.0.1:{BASE_PORTS['gateway'] + local_stack.port_offset}"
+    assert env["EVENTS_URL"] == f"http://127.0.0.1:{BASE_PORTS['events'] + local_stack.port_offset}"
 
 
-def test_env_urls_make_components_external(local_stack: Stack, tmp_path: Path) -> None:
+def test_env_urls_make_components_external(local_stack: Stack, tmp_path: Path, sub_stack_offset) -> None:
     infra = local_stack.infra_env()
     before = _pids(local_stack)
 
     # Same state dir, REDIS_URL given: redis is external, nothing is (re)started.
-    partial = Stack(local_stack.state_dir, port_offset=OFFSET, env={"REDIS_URL": infra["REDIS_URL"]})
+    partial = Stack(
+        local_stack.state_dir, port_offset=local_stack.port_offset, env={"REDIS_URL": infra["REDIS_URL"]}
+    )
     partial.up_infra()
     states = {s.name: s for s in partial.status()}
     assert states["redis"].state == "external"
@@ -192,7 +194,7 @@ def test_env_urls_make_components_external(local_stack: Stack, tmp_path: Path) -
 
     # Fresh state dir, every URL given: nothing at all is started there.
     ext_env = dict(infra, QDRANT_URL="http://qdrant.invalid:6333")
-    other = Stack(tmp_path / "other", port_offset=OFFSET + 1, env=ext_env)
+    other = Stack(tmp_path / "other", port_offset=sub_stack_offset("localstack-external"), env=ext_env)
     other.up_infra()
     assert {s.name: s.state for s in other.status() if s.kind == "infra"} == dict.fromkeys(INFRA, "external")
     assert not any(other.run_dir.glob("*.pid"))
@@ -264,8 +266,8 @@ _TINY_APP = textwrap.dedent(
 )
 
 
-def test_stale_pid_files_and_down_with_nothing_running(tmp_path: Path) -> None:
-    st = Stack(tmp_path / "empty", port_offset=OFFSET + 2, env={})
+def test_stale_pid_files_and_down_with_nothing_running(tmp_path: Path, sub_stack_offset) -> None:
+    st = Stack(tmp_path / "empty", port_offset=sub_stack_offset("localstack-idle"), env={})
     st.down()  # nothing there at all
     assert not st.state_dir.exists()
     st.run_dir.mkdir(parents=True)

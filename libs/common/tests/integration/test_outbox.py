@@ -54,10 +54,10 @@ async def write_events(pool: asyncpg.Pool, schema: str, topic: str, count: int) 
 
 
 @pytest.fixture
-def lone_broker(tmp_path: Path, infra_env: dict[str, str]) -> Iterator[Stack]:
+def lone_broker(tmp_path: Path, infra_env: dict[str, str], sub_stack_offset) -> Iterator[Stack]:
     """A broker of this test's own (not yet started), so the test can hold it down."""
     others = {k: infra_env[k] for k in ("DATABASE_URL", "NEO4J_URI", "REDIS_URL")}
-    broker = Stack(tmp_path / "broker", port_offset=4100, env=others)
+    broker = Stack(tmp_path / "broker", port_offset=sub_stack_offset("outbox-broker-down"), env=others)
     yield broker
     broker.down()
 

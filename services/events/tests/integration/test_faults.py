@@ -26,9 +26,6 @@ from rae_memory.main import create_app as create_memory_app
 
 from .conftest import eventually, fast_settings, memory, records_of
 
-# The broker of the broker-down test: its own, at the test stack's offset + 100.
-LONE_BROKER_OFFSET = int(os.environ.get("RAE_TEST_PORT_OFFSET", "1000")) + 100
-
 
 def free_port() -> int:
     with socket.socket() as sock:
@@ -175,10 +172,10 @@ async def _publish_all(publisher: KafkaPublisher, envelopes: list[Envelope]) -> 
 
 
 @pytest.fixture
-def lone_broker(tmp_path: Path, infra_env: dict[str, str]) -> Iterator[Stack]:
+def lone_broker(tmp_path: Path, infra_env: dict[str, str], sub_stack_offset) -> Iterator[Stack]:
     """A broker of this test's own (not yet started), so the test can hold it down."""
     others = {k: infra_env[k] for k in ("DATABASE_URL", "NEO4J_URI", "REDIS_URL")}
-    broker = Stack(tmp_path / "broker", port_offset=LONE_BROKER_OFFSET, env=others)
+    broker = Stack(tmp_path / "broker", port_offset=sub_stack_offset("events-broker-down"), env=others)
     yield broker
     broker.down()
 
