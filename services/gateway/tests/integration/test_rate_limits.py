@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 import httpx
 import pytest
 import redis.asyncio as aioredis
+from pyrate_limiter import RateItem
 
 from rae_common.testing import serve_app
+from rae_gateway.adapters.limits import SlidingWindowBucket
 from rae_gateway.main import create_app
 
 WRITE = ("memories:write", "memories:read")
@@ -168,3 +171,57 @@ async def test_limits_survive_redis_forgetting_its_scripts(
     again = await limited.post("/v1/memories", json={"content": "y"}, headers=headers)
     assert again.status_code == 201
     assert quota(again)[:2] == (3, 1)
+
+
+async def burst(client: httpx.AsyncClient, headers: dict[str, str], n: int) -> list[int]:
+    answers = await asyncio.gather(
+        *(client.post("/v1/search/hybrid", json={"query": "tea"}, headers=headers) for _ in range(n))
+    )
+    return [a.status_code for a in answers]
+
+
+async def test_a_burst_admits_exactly_the_limit_cold_warm_and_across_a_restart(
+    make_settings, admin_api, bearer
+) -> None:
+    """100 concurrent searches against a limit of 60 admit exactly 60: from a gateway that just
+    started (no script loaded, no Redis connection open), from one already warm, from two
+    replicas at once, and after a restart whose window still holds earlier requests."""
+    settings = make_settings(rate_limit_search_per_min=60)
+    cold, warm, split, resumed = (bearer("memories:read") for _ in range(4))
+    async with serve_app(create_app(settings)) as client:
+        statuses = await burst(client, cold, 100)
+        assert (statuses.count(201), statuses.count(429)) == (60, 40)
+        statuses = await burst(client, warm, 100)
+        assert (statuses.count(201), statuses.count(429)) == (60, 40)
+        assert (await burst(client, resumed, 25)).count(201) == 25
+    async with serve_app(create_app(settings)) as restarted, serve_app(create_app(settings)) as replica:
+        statuses = await burst(restarted, resumed, 60)
+        assert statuses.count(201) == 35  # 25 of the 60 were spent before the restart
+        mixed = await asyncio.gather(burst(restarted, split, 50), burst(replica, split, 50))
+        assert sum(s.count(201) for s in mixed) == 60
+
+
+async def test_the_bucket_decides_on_redis_time_and_answers_pyrate_limiters_interface(
+    infra_env: dict[str, str],
+) -> None:
+    client = aioredis.Redis.from_url(infra_env["REDIS_URL"])
+    key = f"rae:test:{uuid.uuid4().hex}"
+    script = SlidingWindowBucket.register(client)
+    try:
+        before_ms = int((await client.time())[0]) * 1000
+        first = SlidingWindowBucket(client, script, key, 2, 60_000)
+        assert await first.put(RateItem("a", 0)) and await first.put(RateItem("b", 0))
+        assert first.window is not None and first.window.count == 2
+        assert first.window.now_ms >= before_ms  # Redis's clock, not the item's timestamp (0)
+        third = SlidingWindowBucket(client, script, key, 2, 60_000)
+        assert not await third.put(RateItem("c", 0))
+        assert third.failing_rate is not None and 0 < third.waiting(RateItem("c", 0)) <= 60_001
+        assert await third.count() == 2
+        newest = await third.peek(0)
+        assert newest is not None and newest.name.startswith("b:") and newest.timestamp >= before_ms
+        assert await third.leak() == 0
+        await third.flush()
+        assert await third.count() == 0 and await third.peek(0) is None
+    finally:
+        await client.delete(key)
+        await client.aclose()

@@ -1,38 +1,34 @@
 """Per-tenant rate limits on Redis with fastapi-limiter and pyrate-limiter.
 
-The decision is the libraries': fastapi-limiter's `RateLimiter` (minus its route scan, see
-`_RouteFreeRateLimiter`) asks a pyrate-limiter `Limiter` over a `RedisBucket`, whose Lua script
-counts the sliding window and records the request in one atomic step, so every gateway replica
-shares the count. A `RedisBucket` has one fixed Redis key
-and fixed rates, while a tenant's limit can change at any moment (admin API), so the bucket is
-built per request for `(bucket, tenant)` with the tenant's current rate; it is only a handle on
-the Redis key, which holds all the state.
-
-Neither library reports what is left, so the quota headers come from reading that same sorted
-set right after the decision (one short Lua script: drop expired entries, count, find the entry
-whose expiry makes room, refresh the key's TTL). No second counter exists. That script is also
-the bucket's leak: buckets built per request are not registered with pyrate-limiter's background
-leaker, and an idle tenant's key expires on its own one window after its last request.
+The integration is the libraries': fastapi-limiter's `RateLimiter` (minus its route scan, see
+`_RouteFreeRateLimiter`) asks a pyrate-limiter `Limiter`, whose bucket is ours
+(`adapters/limits.py`): one Lua script on Redis trims the sliding window, counts it and records
+the request in one atomic step, on Redis's clock, so every gateway replica shares one exact count
+whatever the concurrency (pyrate-limiter's `RedisBucket` stamps requests with the caller's clock
+and over-admits concurrent bursts). A tenant's limit can change at any moment (admin API), so the
+bucket is built per request for `(bucket, tenant)` with the tenant's current limit; it is only a
+handle on the Redis key, which holds all the state. The same script returns the window it
+decided on, which gives the quota headers: there is no second counter and no second read.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import redis.asyncio as aioredis
 from fastapi import Request, Response
 from fastapi_limiter.depends import RateLimiter
-from pyrate_limiter import Duration, Limiter, Rate, RedisBucket, SingleBucketFactory
-from redis.exceptions import NoScriptError, RedisError
+from pyrate_limiter import Limiter, SingleBucketFactory
+from redis.exceptions import RedisError
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from rae_common.app import StateDep
 from rae_common.errors import ProblemError
 from rae_gateway.adapters.keys import StoreUnavailable
+from rae_gateway.adapters.limits import SlidingWindowBucket
 from rae_gateway.domain.limits import (
     WINDOW_MS,
     Quota,
@@ -45,22 +41,6 @@ from rae_gateway.domain.limits import (
 __all__ = ["QuotaHeadersMiddleware", "RateLimits", "rate_limit"]
 
 _log = logging.getLogger("rae.gateway.limits")
-
-_READ_WINDOW = """
-local key = KEYS[1]
-local window_start = ARGV[1]
-local window = tonumber(ARGV[2])
-local limit = tonumber(ARGV[3])
-redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. window_start)
-local count = redis.call('ZCARD', key)
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-local blocking = {}
-if count >= limit then
-  blocking = redis.call('ZRANGE', key, count - limit, count - limit, 'WITHSCORES')
-end
-redis.call('PEXPIRE', key, window + 1000)
-return {count, tonumber(oldest[2]) or -1, tonumber(blocking[2]) or -1}
-"""
 
 
 class _RouteFreeRateLimiter(RateLimiter):
@@ -88,8 +68,7 @@ class RateLimits:
         self._redis = redis
         self._defaults = dict(defaults)
         self.overrides = overrides
-        self._read_window = redis.register_script(_READ_WINDOW)
-        self._script_hash: str | None = None
+        self._acquire_script = SlidingWindowBucket.register(redis)
 
     async def limit_for(self, bucket: str, tenant_id: str | None) -> int:
         overrides: Mapping[str, int] = {}
@@ -105,13 +84,23 @@ class RateLimits:
     ) -> Quota | None:
         """Take one request from the bucket or raise the 429; None (not limited) while Redis is down."""
         key = f"rae:ratelimit:{bucket}:{subject}"
+        counter = SlidingWindowBucket(self._redis, self._acquire_script, key, limit, WINDOW_MS)
         try:
-            admitted = await self._acquire(request, response, key, limit)
-            quota = await self._read(bucket, key, limit)
+            admitted = await self._acquire(request, response, counter, key)
         except (RedisError, OSError) as exc:
             # Limits protect fairness, not data: an outage of Redis must not take the API down.
             _log.warning("rate limiting skipped, Redis unavailable: %s", exc)
             return None
+        window = counter.window
+        assert window is not None  # set by the decision that just ran
+        quota = quota_from_window(
+            bucket,
+            limit,
+            count=window.count,
+            oldest_ms=window.oldest_ms,
+            blocking_ms=window.blocking_ms,
+            now_ms=window.now_ms,
+        )
         if admitted:
             return quota
         retry_after = max(1, quota.reset_s)
@@ -124,15 +113,8 @@ class RateLimits:
             extensions={"limit_name": bucket, "limit": limit, "window_seconds": WINDOW_MS // 1000},
         )
 
-    async def _acquire(self, request: Request, response: Response, key: str, limit: int) -> bool:
-        try:
-            return await self._try_acquire(request, response, key, limit)
-        except NoScriptError:
-            # Redis restarted and forgot the bucket's script: load it again, once.
-            self._script_hash = None
-            return await self._try_acquire(request, response, key, limit)
-
-    async def _try_acquire(self, request: Request, response: Response, key: str, limit: int) -> bool:
+    @staticmethod
+    async def _acquire(request: Request, response: Response, bucket: SlidingWindowBucket, key: str) -> bool:
         admitted = True
 
         async def refuse(_request: Request, _response: Response) -> None:
@@ -142,32 +124,9 @@ class RateLimits:
         async def identify(_request: Request) -> str:
             return key
 
-        bucket = await self._bucket(key, limit)
         limiter = Limiter(SingleBucketFactory(bucket, schedule_leak=False))
         await _RouteFreeRateLimiter(limiter=limiter, identifier=identify, callback=refuse)(request, response)
         return admitted
-
-    async def _bucket(self, key: str, limit: int) -> RedisBucket:
-        rates = [Rate(limit, Duration.MINUTE)]
-        if self._script_hash is None:
-            bucket: RedisBucket = await RedisBucket.init(rates, self._redis, key)
-            self._script_hash = bucket.script_hash
-            return bucket
-        return RedisBucket(rates, self._redis, key, self._script_hash)
-
-    async def _read(self, bucket: str, key: str, limit: int) -> Quota:
-        now_ms = time.time_ns() // 1_000_000  # the clock RedisBucket stamps its entries with
-        count, oldest, blocking = await self._read_window(
-            keys=[key], args=[now_ms - WINDOW_MS, WINDOW_MS, limit]
-        )
-        return quota_from_window(
-            bucket,
-            limit,
-            count=int(count),
-            oldest_ms=None if int(oldest) < 0 else int(oldest),
-            blocking_ms=None if int(blocking) < 0 else int(blocking),
-            now_ms=now_ms,
-        )
 
 
 def rate_limit(bucket: str) -> Callable[..., Awaitable[Quota | None]]:
