@@ -4,7 +4,9 @@ SHELL := /bin/bash
 
 VENV ?= .venv
 PY := $(VENV)/bin/python
-STATE_DIR ?= .rae-local/dev
+# One stack per state dir; RAE_LOCAL_STATE_DIR and RAE_LOCAL_PORT_OFFSET (read by the stack's command
+# line and tools/demo.py) run a second stack beside the first.
+STATE_DIR ?= $(or $(RAE_LOCAL_STATE_DIR),.rae-local/dev)
 STACK := $(PY) -m rae_localstack --state-dir $(STATE_DIR)
 SRC_DIRS := libs/common/src services/*/src deploy/local/src tools
 

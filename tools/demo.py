@@ -1,6 +1,7 @@
 """`make demo`: ingest the sample documents through the gateway and run a few searches.
 
-Runs against the stack `make up` started: creates a tenant and an API key with the admin token,
+Runs against the stack `make up` started (the same --state-dir/--port-offset, by default
+$RAE_LOCAL_STATE_DIR/$RAE_LOCAL_PORT_OFFSET): creates a tenant and an API key with the admin token,
 uploads every file in samples/, then prints the top hits of a few questions with their scores.
 """
 
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import httpx
 
-from rae_localstack import Stack
+from rae_localstack import Stack, add_stack_options, stack_from_args
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples"
@@ -32,12 +33,32 @@ def out(line: str = "") -> None:
     sys.stdout.write(line + "\n")
 
 
+def gateway_problem(stack: Stack) -> str | None:
+    """Why the demo cannot run against ``stack``'s gateway, or None when it is ready."""
+    gateway = stack.service_url("gateway")
+    where = f"{gateway} (state dir {stack.state_dir}, port offset {stack.port_offset})"
+    try:
+        ready = httpx.get(f"{gateway}/readyz", timeout=5)
+    except httpx.HTTPError:
+        return (
+            f"no RAE gateway answers at {where}; start the stack with `make up` and the same "
+            "RAE_LOCAL_PORT_OFFSET / RAE_LOCAL_STATE_DIR"
+        )
+    if ready.status_code != 200:
+        return (
+            f"the RAE gateway at {where} is not ready ({ready.status_code} {ready.text}); see `make status`"
+        )
+    return None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--state-dir", default=".rae-local/dev")
-    parser.add_argument("--port-offset", type=int, default=0)
-    args = parser.parse_args()
-    stack = Stack(Path(args.state_dir), port_offset=args.port_offset)
+    add_stack_options(parser)
+    stack = stack_from_args(parser.parse_args())
+    problem = gateway_problem(stack)
+    if problem is not None:
+        sys.stderr.write(f"make demo: {problem}\n")
+        return 1
     env = stack.service_env()
     gateway = stack.service_url("gateway")
     tenant = f"demo-{uuid.uuid4().hex[:6]}"

@@ -9,6 +9,8 @@ Typical use::
     stack.down()
 """
 
+from ._exported import MARKER as EXPORTED_MARKER
+from ._options import DEFAULT_STATE_DIR, add_stack_options, stack_from_args
 from ._stack import (
     BASE_PORTS,
     EXTERNAL_VARS,
@@ -25,11 +27,10 @@ from ._stack import (
     format_table,
 )
 
-DEFAULT_STATE_DIR = ".rae-local/dev"
-
 __all__ = [
     "BASE_PORTS",
     "DEFAULT_STATE_DIR",
+    "EXPORTED_MARKER",
     "EXTERNAL_VARS",
     "INFRA",
     "KAFKA_TOPICS",
@@ -40,6 +41,8 @@ __all__ = [
     "Stack",
     "StackError",
     "State",
+    "add_stack_options",
     "format_summary",
     "format_table",
+    "stack_from_args",
 ]

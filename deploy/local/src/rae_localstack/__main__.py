@@ -3,39 +3,22 @@
 from __future__ import annotations
 
 import argparse
-import os
 import shlex
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-from . import DEFAULT_STATE_DIR, INFRA, Stack, StackError, format_summary, format_table
-
-
-def _add_common(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
-    """Options accepted both before and after the subcommand (``--state-dir X up`` / ``up --state-dir X``)."""
-    state_default = Path(os.environ.get("RAE_LOCAL_STATE_DIR") or DEFAULT_STATE_DIR)
-    offset_default = int(os.environ.get("RAE_LOCAL_PORT_OFFSET") or 0)
-    parser.add_argument(
-        "--state-dir",
-        type=Path,
-        default=argparse.SUPPRESS if suppress else state_default,
-        help=f"data/logs/pids live here (default: $RAE_LOCAL_STATE_DIR or {DEFAULT_STATE_DIR})",
-    )
-    parser.add_argument(
-        "--port-offset",
-        type=int,
-        default=argparse.SUPPRESS if suppress else offset_default,
-        help="added to every port (default: $RAE_LOCAL_PORT_OFFSET or 0)",
-    )
+from . import INFRA, StackError, add_stack_options, format_summary, format_table, stack_from_args
+from ._exported import mark_own
 
 
 def _parser() -> argparse.ArgumentParser:
+    # The stack options are accepted both before and after the subcommand
+    # (``--state-dir X up`` / ``up --state-dir X``).
     common = argparse.ArgumentParser(add_help=False)
-    _add_common(common, suppress=True)
+    add_stack_options(common, suppress=True)
     parser = argparse.ArgumentParser(prog="python -m rae_localstack", description=__doc__)
-    _add_common(parser, suppress=False)
+    add_stack_options(parser)
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", parents=[common], help="start what is not running, wait until ready")
     up.add_argument("--infra-only", action="store_true", help="start the infrastructure only")
@@ -48,12 +31,16 @@ def _parser() -> argparse.ArgumentParser:
     env = sub.add_parser("env", parents=[common], help="print KEY=VALUE lines for the services' environment")
     env.add_argument("--infra-only", action="store_true", help="print the infrastructure variables only")
     env.add_argument("--export", action="store_true", help="prefix each line with 'export '")
+    env.epilog = (
+        "The output also sets RAE_LOCALSTACK_EXPORTED, naming the values the stack chose itself: "
+        "a stack started later from a shell that evaluated it does not take them for external servers."
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    stack = Stack(args.state_dir, port_offset=args.port_offset)
+    stack = stack_from_args(args)
     out = sys.stdout
     try:
         if args.command == "up":
@@ -78,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 statuses = [s for s in statuses if s.name in INFRA]
             out.write(format_table(statuses))
         elif args.command == "env":
-            values = stack.infra_env() if args.infra_only else stack.service_env()
+            values = mark_own(stack.infra_env() if args.infra_only else stack.service_env(), stack.env)
             prefix = "export " if args.export else ""
             out.writelines(f"{prefix}{key}={shlex.quote(value)}\n" for key, value in values.items())
     except StackError as exc:

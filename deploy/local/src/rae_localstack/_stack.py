@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
 
 from . import _probes
+from ._exported import without_exported
 from ._proc import (
     file_size,
     pid_alive,
@@ -176,13 +177,14 @@ class Stack:
     ``secrets.json`` (generated once, reused). Every port is its base port plus
     ``port_offset``. ``env`` (default: ``os.environ``) decides which infrastructure is
     external: a set DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS, NEO4J_URI or REDIS_URL is used
-    as-is and the matching local server is not started.
+    as-is and the matching local server is not started. Values a stack exported itself
+    (``env --export``) do not count: see ``_exported``.
     """
 
     def __init__(self, state_dir: Path, port_offset: int = 0, env: Mapping[str, str] | None = None) -> None:
         self.state_dir = Path(state_dir).expanduser().resolve()
         self.port_offset = port_offset
-        self.env: dict[str, str] = dict(os.environ if env is None else env)
+        self.env: dict[str, str] = without_exported(os.environ if env is None else env)
         for name, base in BASE_PORTS.items():
             if not 0 < base + port_offset < 65536:
                 raise ValueError(f"port offset {port_offset} puts {name} outside 1..65535")
@@ -671,7 +673,10 @@ class Stack:
     def up_services(self, extra_env: Mapping[str, str] | None = None) -> None:
         """Start every missing service and wait until each answers ``GET /readyz`` with 200."""
         with self._locked():
-            base_env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.service_env(), **(extra_env or {})}
+            # Not what an earlier `env --export` left in the shell (e.g. the local broker's
+            # consumer timeouts when this stack's Kafka is external).
+            shell = without_exported(os.environ)
+            base_env = {**shell, "PYTHONUNBUFFERED": "1", **self.service_env(), **(extra_env or {})}
             started: dict[str, tuple[int, int]] = {}  # name -> (pid, log offset)
             waiting: dict[str, tuple[int, int]] = {}
             try:

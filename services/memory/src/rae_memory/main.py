@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import FastAPI
-from pydantic import Field
+from pydantic import Field, model_validator
 from qdrant_client import AsyncQdrantClient
 
 from rae_common import resources
@@ -26,6 +26,9 @@ from rae_memory.service import MemoryService
 
 _log = logging.getLogger("rae.memory")
 
+#: QDRANT_URL asking for qdrant-client's in-process store: lost at every restart, slow to filter.
+QDRANT_IN_PROCESS = ":memory:"
+
 
 class MemorySettings(ServiceSettings):
     service_name: str = "memory"
@@ -41,22 +44,33 @@ class MemorySettings(ServiceSettings):
     expiry_sweep_interval_s: float = Field(default=60.0, gt=0)
     max_ingest_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
 
+    @model_validator(mode="after")
+    def _qdrant_needs_a_store(self) -> MemorySettings:
+        # Falling back to the in-process store would lose every vector at the next restart.
+        if self.vector_backend == "qdrant" and not self.qdrant_url:
+            raise ValueError(
+                "VECTOR_BACKEND=qdrant needs QDRANT_URL: the URL of a Qdrant server, or "
+                f"QDRANT_URL={QDRANT_IN_PROCESS} for a throwaway in-process store (tests only)"
+            )
+        return self
+
 
 @contextlib.asynccontextmanager
 async def _vector_index(state: ServiceState, settings: MemorySettings) -> AsyncIterator[VectorIndex]:
     if settings.vector_backend == "pgvector":
         yield PgVectorIndex(ef_search=settings.hnsw_ef_search)
         return
+    in_process = settings.qdrant_url == QDRANT_IN_PROCESS
     client = (
-        AsyncQdrantClient(url=settings.qdrant_url)
-        if settings.qdrant_url
-        else AsyncQdrantClient(location=":memory:")
+        AsyncQdrantClient(location=QDRANT_IN_PROCESS)
+        if in_process
+        else AsyncQdrantClient(url=settings.qdrant_url)
     )
     index = QdrantIndex(
         client,
         settings.qdrant_collection,
         settings.embedding_dimensions,
-        payload_indexes=settings.qdrant_url is not None,
+        payload_indexes=not in_process,
     )
     try:
         await index.ensure_collection()

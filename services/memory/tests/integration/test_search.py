@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from rae_common.testing import serve_app
-from rae_memory.main import MemorySettings, create_app
+from rae_memory.main import QDRANT_IN_PROCESS, MemorySettings, create_app
 
 FACTS = [
     ("Alice prefers green tea in the morning", ["preference"], {"person": "alice"}),
@@ -24,7 +24,9 @@ FACTS = [
 
 @pytest.fixture(params=["pgvector", "qdrant"])
 async def search_client(request, memory_settings: MemorySettings) -> AsyncIterator[httpx.AsyncClient]:
-    settings = memory_settings.model_copy(update={"vector_backend": request.param, "qdrant_url": None})
+    settings = memory_settings.model_copy(
+        update={"vector_backend": request.param, "qdrant_url": QDRANT_IN_PROCESS}
+    )
     async with serve_app(create_app(settings)) as c:
         yield c
 
@@ -33,7 +35,7 @@ async def search_client(request, memory_settings: MemorySettings) -> AsyncIterat
 async def small_parts_client(request, memory_settings: MemorySettings) -> AsyncIterator[httpx.AsyncClient]:
     """Batches embedded two items at a time: FACTS go in three parts."""
     settings = memory_settings.model_copy(
-        update={"vector_backend": request.param, "qdrant_url": None, "ingest_embed_chunk": 2}
+        update={"vector_backend": request.param, "qdrant_url": QDRANT_IN_PROCESS, "ingest_embed_chunk": 2}
     )
     async with serve_app(create_app(settings)) as c:
         yield c
