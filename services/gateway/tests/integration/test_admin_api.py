@@ -12,7 +12,7 @@ from rae_gateway.main import create_app
 ADMIN_TOKEN_HEADER = {"Authorization": "Bearer " + "gateway-test-admin-" + "a" * 40}
 
 
-async def test_admin_api_needs_the_admin_token_or_scope(gateway: httpx.AsyncClient, bearer) -> None:
+async def test_platform_routes_need_the_platform_admin_token(gateway: httpx.AsyncClient, bearer) -> None:
     anonymous = await gateway.get("/v1/admin/tenants")
     assert anonymous.status_code == 401
     assert anonymous.headers["content-type"] == "application/problem+json"
@@ -21,12 +21,13 @@ async def test_admin_api_needs_the_admin_token_or_scope(gateway: httpx.AsyncClie
     wrong_token = await gateway.get("/v1/admin/tenants", headers={"Authorization": "Bearer not-the-token"})
     assert wrong_token.status_code == 401
 
-    tenant_jwt = await gateway.get("/v1/admin/tenants", headers=bearer("memories:read", "memories:write"))
-    assert tenant_jwt.status_code == 403
-    assert tenant_jwt.json()["required_scope"] == "admin"
-
-    admin_jwt = await gateway.get("/v1/admin/tenants", headers=bearer("admin"))
-    assert admin_jwt.status_code == 200
+    # A tenant's credential, even with `admin`, administers that tenant only: listing or creating
+    # tenants spans them all.
+    for headers in (bearer("memories:read", "memories:write"), bearer("admin")):
+        refused = await gateway.get("/v1/admin/tenants", headers=headers)
+        assert refused.status_code == 403
+        assert refused.headers["content-type"] == "application/problem+json"
+        assert refused.json()["type"].endswith("/platform-admin-required")
     assert (await gateway.get("/v1/admin/tenants", headers=ADMIN_TOKEN_HEADER)).status_code == 200
 
 
@@ -38,13 +39,75 @@ async def test_an_empty_admin_token_disables_it(make_settings) -> None:
         assert response.status_code == 401
 
 
-async def test_an_admin_api_key_manages_tenants(gateway: httpx.AsyncClient, admin) -> None:
-    home = await admin.tenant()
-    key = await admin.key(home, "admin")
-    response = await gateway.post(
-        "/v1/admin/tenants", json={"id": f"t-{uuid.uuid4().hex[:8]}"}, headers={"X-API-Key": key["key"]}
+async def test_a_tenant_admin_cannot_reach_another_tenant(
+    gateway: httpx.AsyncClient, admin, upstream, bearer
+) -> None:
+    home, other = await admin.tenant(), await admin.tenant()
+    other_key = await admin.key(other, "memories:read")
+    tenant_admins = {
+        "api key": {"X-API-Key": (await admin.key(home, "admin"))["key"]},
+        "jwt": bearer("admin", tenant=home),
+    }
+    attempts: list[tuple[str, str, object]] = [
+        ("POST", "/v1/admin/tenants", {"id": f"t-{uuid.uuid4().hex[:8]}"}),
+        ("GET", "/v1/admin/tenants", None),
+        ("GET", f"/v1/admin/tenants/{other}", None),
+        ("GET", f"/v1/admin/tenants/{other}/limits", None),
+        ("PUT", f"/v1/admin/tenants/{other}/limits", {"search": 100_000}),
+        ("POST", f"/v1/admin/tenants/{other}/api-keys", {"name": "mine now", "scopes": ["memories:read"]}),
+        ("GET", f"/v1/admin/tenants/{other}/api-keys", None),
+        ("DELETE", f"/v1/admin/tenants/{other}/api-keys/{other_key['id']}", None),
+        ("PUT", f"/v1/governance/tenant/{other}/budget", {"daily_tokens": 1}),
+        ("GET", f"/v1/governance/tenant/{other}/budget", None),
+        ("GET", f"/v1/governance/tenant/{other}", None),
+        ("GET", "/v1/governance/overview", None),
+    ]
+    reached = len(upstream.requests)
+    for kind, headers in tenant_admins.items():
+        for method, path, body in attempts:
+            response = await gateway.request(method, path, json=body, headers=headers)
+            assert response.status_code == 403, (kind, method, path, response.status_code, response.text)
+            assert response.headers["content-type"] == "application/problem+json"
+            assert other_key["prefix"] not in response.text
+        # Its memories are its own tenant's, whatever tenant header it adds.
+        await gateway.get("/v1/memories", headers={**headers, "X-Tenant-ID": other})
+        assert upstream.last().headers["x-tenant-id"] == home
+    assert len(upstream.requests) == reached + len(tenant_admins)
+
+    untouched = await gateway.get(f"/v1/admin/tenants/{other}/api-keys", headers=ADMIN_TOKEN_HEADER)
+    assert [(k["id"], k["revoked_at"]) for k in untouched.json()["items"]] == [(other_key["id"], None)]
+    limits = await gateway.get(f"/v1/admin/tenants/{other}/limits", headers=ADMIN_TOKEN_HEADER)
+    assert limits.json()["overrides"] == {}
+
+
+async def test_a_tenant_admin_administers_its_own_tenant(gateway: httpx.AsyncClient, admin, bearer) -> None:
+    home = await admin.tenant(search=7)
+    for headers in ({"X-API-Key": (await admin.key(home, "admin"))["key"]}, bearer("admin", tenant=home)):
+        assert (await gateway.get(f"/v1/admin/tenants/{home}", headers=headers)).json()["id"] == home
+        created = await gateway.post(
+            f"/v1/admin/tenants/{home}/api-keys",
+            json={"name": "ingest-bot", "scopes": ["memories:write"]},
+            headers=headers,
+        )
+        assert created.status_code == 201, created.text
+        assert created.json()["tenant_id"] == home
+        listed = await gateway.get(f"/v1/admin/tenants/{home}/api-keys", headers=headers)
+        assert created.json()["id"] in {k["id"] for k in listed.json()["items"]}
+        revoked = await gateway.delete(
+            f"/v1/admin/tenants/{home}/api-keys/{created.json()['id']}", headers=headers
+        )
+        assert revoked.status_code == 204
+        limits = await gateway.get(f"/v1/admin/tenants/{home}/limits", headers=headers)
+        assert limits.json()["effective"]["search"] == 7
+        # Rate limits are the platform's allowance to the tenant: it reads them, it does not raise them.
+        raised = await gateway.put(f"/v1/admin/tenants/{home}/limits", json={"search": 1000}, headers=headers)
+        assert raised.status_code == 403
+        assert raised.json()["type"].endswith("/platform-admin-required")
+    no_admin = await gateway.get(
+        f"/v1/admin/tenants/{home}/api-keys", headers=bearer("memories:read", tenant=home)
     )
-    assert response.status_code == 201
+    assert no_admin.status_code == 403
+    assert no_admin.json()["required_scope"] == "admin"
 
 
 async def test_tenants_are_created_once_with_valid_ids(gateway: httpx.AsyncClient) -> None:

@@ -215,6 +215,33 @@ async def test_governance_reads_stay_within_the_tenant(
     assert {item["tenant_id"] for item in logs.json()["items"]} == {mine}
 
 
+async def test_budgets_are_set_by_the_platform_and_read_by_their_own_tenant_only(
+    gateway_ml: httpx.AsyncClient, bearer: Callable[..., dict[str, str]]
+) -> None:
+    mine, other = tenant_id(), tenant_id()
+    await put_budget(gateway_ml, mine, daily_tokens=10_000)
+    await put_budget(gateway_ml, other, daily_tokens=20_000)
+    tenant_admin = bearer("admin", tenant=mine)
+    own = await gateway_ml.get(f"/v1/governance/tenant/{mine}/budget", headers=tenant_admin)
+    assert own.status_code == 200 and own.json()["daily_tokens"] == 10_000
+    assert (await gateway_ml.get(f"/v1/governance/tenant/{mine}", headers=tenant_admin)).status_code == 200
+    # The budget is the platform's allowance: a tenant's admin cannot raise its own, nor touch another's.
+    for tenant in (mine, other):
+        refused = await gateway_ml.put(
+            f"/v1/governance/tenant/{tenant}/budget", json={"daily_tokens": 10**9}, headers=tenant_admin
+        )
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["type"].endswith("/platform-admin-required")
+    foreign = await gateway_ml.get(f"/v1/governance/tenant/{other}/budget", headers=tenant_admin)
+    assert foreign.status_code == 403 and "20000" not in foreign.text
+    assert (await gateway_ml.get("/v1/governance/overview", headers=tenant_admin)).status_code == 403
+    budgets = [
+        (await gateway_ml.get(f"/v1/governance/tenant/{t}/budget", headers=ADMIN)).json()["daily_tokens"]
+        for t in (mine, other)
+    ]
+    assert budgets == [10_000, 20_000]
+
+
 @pytest.mark.parametrize(
     "budget",
     [{"daily_tokens": -1}, {"monthly_usd": -0.5}, {"warn_ratio": 1.5}, {"daily_tokens": "lots"}, {"x": 1}],

@@ -1,4 +1,9 @@
-"""The admin API: tenants, their API keys and their rate-limit overrides."""
+"""The admin API: tenants, their API keys and their rate-limit overrides.
+
+Creating and listing tenants and setting a tenant's rate limits are platform administration
+(`AdminDep`: RAE_ADMIN_TOKEN only). A tenant's own record, its API keys and reading its limits
+are also open to that tenant's `admin` scope (`TenantAdminDep`), never to another tenant's.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +22,7 @@ from rae_common.errors import ProblemError
 from rae_gateway.adapters.keys import DuplicateTenant, KeyStore, PrefixTaken, StoreUnavailable, UnknownTenant
 from rae_gateway.api.limits import RateLimits
 from rae_gateway.api.models import problems
-from rae_gateway.api.security import DOCUMENTED_CREDENTIALS, AdminDep
+from rae_gateway.api.security import DOCUMENTED_CREDENTIALS, AdminDep, TenantAdminDep
 from rae_gateway.domain.keys import generate_key, normalise_scopes
 from rae_gateway.domain.limits import BUCKETS
 
@@ -136,7 +141,11 @@ async def _effective(state: StateDep, tenant_id: str) -> dict[str, int]:
 
 
 @router.post(
-    "/tenants", status_code=201, response_model=TenantOut, responses=problems(409), summary="Create a tenant."
+    "/tenants",
+    status_code=201,
+    response_model=TenantOut,
+    responses=problems(409),
+    summary="Create a tenant (platform admin).",
 )
 async def create_tenant(body: TenantCreate, store: KeyStoreDep, actor: AdminDep) -> dict[str, Any]:
     try:
@@ -147,7 +156,7 @@ async def create_tenant(body: TenantCreate, store: KeyStoreDep, actor: AdminDep)
     return row
 
 
-@router.get("/tenants", response_model=TenantPage, summary="List tenants by id.")
+@router.get("/tenants", response_model=TenantPage, summary="List tenants by id (platform admin).")
 async def list_tenants(
     store: KeyStoreDep,
     _actor: AdminDep,
@@ -161,7 +170,7 @@ async def list_tenants(
 @router.get(
     "/tenants/{tenant_id}", response_model=TenantOut, responses=problems(404), summary="Read a tenant."
 )
-async def get_tenant(tenant_id: TenantIdPath, store: KeyStoreDep, _actor: AdminDep) -> dict[str, Any]:
+async def get_tenant(tenant_id: TenantIdPath, store: KeyStoreDep, _actor: TenantAdminDep) -> dict[str, Any]:
     row = await _answer(store.get_tenant(tenant_id))
     if row is None:
         raise _unknown_tenant(tenant_id)
@@ -175,7 +184,7 @@ async def get_tenant(tenant_id: TenantIdPath, store: KeyStoreDep, _actor: AdminD
     summary="The tenant's rate-limit overrides and the limits in effect.",
 )
 async def get_limits(
-    tenant_id: TenantIdPath, state: StateDep, store: KeyStoreDep, _actor: AdminDep
+    tenant_id: TenantIdPath, state: StateDep, store: KeyStoreDep, _actor: TenantAdminDep
 ) -> dict[str, Any]:
     row = await _answer(store.get_tenant(tenant_id))
     if row is None:
@@ -191,7 +200,7 @@ async def get_limits(
     "/tenants/{tenant_id}/limits",
     response_model=TenantLimits,
     responses=problems(404),
-    summary="Replace the tenant's rate-limit overrides; they apply at once.",
+    summary="Replace the tenant's rate-limit overrides; they apply at once (platform admin).",
 )
 async def put_limits(
     tenant_id: TenantIdPath, body: LimitOverrides, state: StateDep, store: KeyStoreDep, actor: AdminDep
@@ -217,7 +226,7 @@ async def put_limits(
     summary="Create an API key; the key is in this answer only.",
 )
 async def create_api_key(
-    tenant_id: TenantIdPath, body: ApiKeyCreate, store: KeyStoreDep, actor: AdminDep
+    tenant_id: TenantIdPath, body: ApiKeyCreate, store: KeyStoreDep, actor: TenantAdminDep
 ) -> dict[str, Any]:
     for _ in range(3):
         new = generate_key()
@@ -246,7 +255,9 @@ async def create_api_key(
     responses=problems(404),
     summary="List the tenant's API keys (prefixes only, never the secret).",
 )
-async def list_api_keys(tenant_id: TenantIdPath, store: KeyStoreDep, _actor: AdminDep) -> dict[str, Any]:
+async def list_api_keys(
+    tenant_id: TenantIdPath, store: KeyStoreDep, _actor: TenantAdminDep
+) -> dict[str, Any]:
     if await _answer(store.get_tenant(tenant_id)) is None:
         raise _unknown_tenant(tenant_id)
     return {"items": await _answer(store.list_keys(tenant_id)), "next_cursor": None}
@@ -260,7 +271,7 @@ async def list_api_keys(tenant_id: TenantIdPath, store: KeyStoreDep, _actor: Adm
     summary="Revoke an API key; it is refused from the next request on.",
 )
 async def revoke_api_key(
-    tenant_id: TenantIdPath, key_id: uuid.UUID, store: KeyStoreDep, actor: AdminDep
+    tenant_id: TenantIdPath, key_id: uuid.UUID, store: KeyStoreDep, actor: TenantAdminDep
 ) -> Response:
     if not await _answer(store.revoke_key(tenant_id, key_id)):
         raise ProblemError(404, f"Tenant '{tenant_id}' has no API key {key_id}.", slug="api-key-not-found")

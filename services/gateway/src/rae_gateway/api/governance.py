@@ -1,7 +1,8 @@
 """Governance and cost routes, forwarded to the cost service.
 
-Budgets are set by an admin (RAE_ADMIN_TOKEN or the `admin` scope); a tenant reads its own budget
-and usage with `governance:read`, never another tenant's (403, as for a missing scope).
+Budgets are set by the platform admin (RAE_ADMIN_TOKEN), who also reads every tenant's; a tenant
+reads its own budget and usage with `governance:read` (which its `admin` scope includes), never
+another tenant's (403, as for a missing scope).
 """
 
 from __future__ import annotations
@@ -29,9 +30,11 @@ from rae_gateway.api.models import problems
 from rae_gateway.api.proxy import forward
 from rae_gateway.api.security import (
     DOCUMENTED_CREDENTIALS,
+    PLATFORM_ADMIN,
     AdminDep,
     authenticate,
-    require_admin,
+    missing_scope,
+    platform_admin,
     require_scope,
 )
 
@@ -42,19 +45,15 @@ GovernanceReadDep = Annotated[Principal, Depends(require_scope("governance:read"
 
 
 async def _reader_of(tenant_id: TenantPath, request: Request, state: StateDep) -> Principal:
-    """An admin, or the tenant itself with `governance:read`."""
-    try:
-        actor = await require_admin(request, state)
-    except ProblemError:
-        principal = await authenticate(request, state)
-        if not principal.has("governance:read"):
-            raise
-        if principal.tenant_id != tenant_id:
-            raise ProblemError(
-                403, "A tenant may read only its own budget and usage.", slug="other-tenant"
-            ) from None
-        return principal
-    return Principal(subject=actor, tenant_id=tenant_id, scopes=frozenset({"admin"}))
+    """The platform admin, or the tenant itself with `governance:read`."""
+    if platform_admin(request, state):
+        return _as_tenant(tenant_id, PLATFORM_ADMIN)
+    principal = await authenticate(request, state)
+    if not principal.has("governance:read"):
+        raise missing_scope("governance:read")
+    if principal.tenant_id != tenant_id:
+        raise ProblemError(403, "A tenant may read only its own budget and usage.", slug="other-tenant")
+    return principal
 
 
 ReaderDep = Annotated[Principal, Depends(_reader_of)]

@@ -1,4 +1,13 @@
-"""Credentials at the edge: a Bearer JWT or an API key -> Principal; scopes per route; the admin guard."""
+"""Credentials at the edge: a Bearer JWT or an API key -> Principal; scopes per route; the admin guards.
+
+Two kinds of administration, never mixed:
+- platform administration (`AdminDep`): creating and listing tenants, setting any tenant's rate
+  limits and budget, every cross-tenant view. Only the holder of `RAE_ADMIN_TOKEN` does this.
+- a tenant's own administration (`TenantAdminDep`): the `admin` scope on a tenant's JWT or API
+  key administers THAT tenant (its record, its API keys; it reads its limits). A route naming
+  another tenant in its path is refused (403) before anything is read, so nothing about the
+  other tenant, not even whether it exists, shows.
+"""
 
 from __future__ import annotations
 
@@ -20,9 +29,13 @@ __all__ = [
     "AdminDep",
     "DOCUMENTED_CREDENTIALS",
     "PrincipalDep",
+    "TenantAdminDep",
     "authenticate",
+    "missing_scope",
+    "platform_admin",
     "require_admin",
     "require_scope",
+    "require_tenant_admin",
 ]
 
 _log = logging.getLogger("rae.gateway.security")
@@ -113,7 +126,7 @@ async def authenticate(request: Request, state: StateDep) -> Principal:
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
 
 
-def _missing_scope(scope: str) -> ProblemError:
+def missing_scope(scope: str) -> ProblemError:
     return ProblemError(
         403,
         f"This credential lacks the '{scope}' scope.",
@@ -125,28 +138,63 @@ def _missing_scope(scope: str) -> ProblemError:
 def require_scope(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
     async def check(principal: PrincipalDep) -> Principal:
         if not principal.has(scope):
-            raise _missing_scope(scope)
+            raise missing_scope(scope)
         return principal
 
     return check
 
 
-async def require_admin(request: Request, state: StateDep) -> str:
-    """Who acts on the admin API: the holder of RAE_ADMIN_TOKEN, or a credential with `admin`."""
+PLATFORM_ADMIN = "admin-token"  # the actor named in logs for RAE_ADMIN_TOKEN
+
+
+def platform_admin(request: Request, state: ServiceState) -> bool:
+    """Whether the request carries `Authorization: Bearer <RAE_ADMIN_TOKEN>` (empty: disabled)."""
     admin_token = state.settings.rae_admin_token.get_secret_value()
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     token = token.strip()
-    if (
+    return bool(
         admin_token
         and scheme.lower() == "bearer"
         and token
         and hmac.compare_digest(token.encode(), admin_token.encode())
-    ):
-        return "admin-token"
-    principal = await authenticate(request, state)
-    if "admin" not in principal.scopes:
-        raise _missing_scope("admin")
-    return principal.subject
+    )
+
+
+def _platform_only(detail: str) -> ProblemError:
+    return ProblemError(403, detail, slug="platform-admin-required")
+
+
+async def require_admin(request: Request, state: StateDep) -> str:
+    """Platform administration: the holder of RAE_ADMIN_TOKEN, and no one else.
+
+    Any other credential is authenticated first, so a wrong or expired one is a 401; a valid
+    tenant credential (its `admin` scope included) is a 403: its tenant is not the platform."""
+    if platform_admin(request, state):
+        return PLATFORM_ADMIN
+    await authenticate(request, state)
+    raise _platform_only(
+        "This is platform administration: it needs the platform admin token (RAE_ADMIN_TOKEN). "
+        "A tenant's 'admin' scope administers its own tenant only."
+    )
 
 
 AdminDep = Annotated[str, Depends(require_admin)]
+
+
+async def require_tenant_admin(tenant_id: str, request: Request, state: StateDep) -> str:
+    """Administration of the tenant named in the path: the platform, or that tenant's `admin`."""
+    if platform_admin(request, state):
+        return PLATFORM_ADMIN
+    principal = await authenticate(request, state)
+    if "admin" not in principal.scopes:
+        raise missing_scope("admin")
+    if principal.tenant_id != tenant_id:
+        raise ProblemError(
+            403,
+            "A tenant's 'admin' scope administers its own tenant only.",
+            slug="other-tenant",
+        )
+    return principal.subject
+
+
+TenantAdminDep = Annotated[str, Depends(require_tenant_admin)]
