@@ -21,7 +21,7 @@ CONSUMER_GROUPS: Mapping[str, Sequence[str]] = {
     "events-dlq": (TOPIC_DLQ,),
     "graph": (TOPIC_MEMORY,),
     "cost": (TOPIC_ML,),
-    "reflection": (TOPIC_REFLECTION,),
+    "reflection": (TOPIC_REFLECTION, TOPIC_MEMORY),
 }
 
 

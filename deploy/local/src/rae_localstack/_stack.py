@@ -127,7 +127,7 @@ _STOP_SIGNAL: Mapping[str, signal.Signals] = {
 _TANSU_ENV = frozenset(
     {"CLUSTER_ID", "LISTENER_URL", "ADVERTISED_LISTENER_URL", "STORAGE_ENGINE", "SCHEMA_REGISTRY"},
 )
-_SECRET_KEYS = ("jwt_secret", "admin_token", "arcadedb_root_password")
+_SECRET_KEYS = ("jwt_secret", "admin_token", "arcadedb_root_password", "erasure_audit_key")
 _MAX_SOCKET_PATH = 100  # sun_path is 108 bytes on Linux, 104 on macOS
 
 _ARCADEDB_LOGGING = """\
@@ -298,6 +298,7 @@ class Stack:
         sec = self._secrets()
         out["JWT_SECRET"] = self.env.get("JWT_SECRET") or sec["jwt_secret"]
         out["RAE_ADMIN_TOKEN"] = self.env.get("RAE_ADMIN_TOKEN") or sec["admin_token"]
+        out["ERASURE_AUDIT_KEY"] = self.env.get("ERASURE_AUDIT_KEY") or sec["erasure_audit_key"]
         return out
 
     # ------------------------------------------------------------------ locking / pids

@@ -92,6 +92,25 @@ class GraphService:
         self, tenant_id: str, text: str, *, store: bool, memory_id: uuid.UUID | None
     ) -> dict[str, Any]:
         extraction = await self.ml.extract(tenant_id, text)
+    async def forget(self, tenant_id: str, memory_ids: Sequence[uuid.UUID]) -> Counts:
+        """Drop the memories from every provenance list now, pruning what is left with none (an
+        erasure asks this before it deletes them; their memory.deleted events then find nothing
+        left to do). Announces what each memory's forgetting pruned."""
+        pruned: list[tuple[uuid.UUID, Counts]] = []
+        total = Counts()
+        for memory_id in memory_ids:
+            edges, nodes = await self.store.forget_memory(tenant_id, str(memory_id))
+            if edges or nodes:
+                pruned.append((memory_id, Counts(edges_pruned=edges, nodes_pruned=nodes)))
+                total.edges_pruned += edges
+                total.nodes_pruned += nodes
+        if pruned:
+            async with self.pool.acquire() as conn, conn.transaction():
+                for memory_id, counts in pruned:
+                    await self._announce(conn, tenant_id, memory_id, counts)
+            self.wake_relay()
+        return total
+
         stored = None
         if store:
             counts = await self.merge(

@@ -9,11 +9,12 @@ from collections.abc import AsyncIterator
 from datetime import timedelta
 
 from fastapi import FastAPI
-from pydantic import Field, model_validator
+from pydantic import Field, SecretStr, model_validator
 from qdrant_client import AsyncQdrantClient
 
 from rae_common import resources
 from rae_common.app import ServiceState, Setup, create_service_app
+from rae_common.clients import GraphClient, MlClient, ReflectionClient
 from rae_common.db import load_migrations
 from rae_common.settings import ServiceSettings
 from rae_memory.adapters.embeddings import EmbeddingClient
@@ -22,6 +23,7 @@ from rae_memory.adapters.sql import SCHEMA, register_vector_codec
 from rae_memory.adapters.vectors import DEFAULT_EF_SEARCH, PgVectorIndex, QdrantIndex, VectorIndex
 from rae_memory.api import evaluations
 from rae_memory.api.routes import router
+from rae_memory.erasure import Downstream
 from rae_memory.service import MemoryService
 
 _log = logging.getLogger("rae.memory")
@@ -43,6 +45,8 @@ class MemorySettings(ServiceSettings):
     ingest_embed_chunk: int = Field(default=128, ge=1, le=1000)
     expiry_sweep_interval_s: float = Field(default=60.0, gt=0)
     max_ingest_bytes: int = Field(default=10 * 1024 * 1024, ge=1)
+    # Key of the subject digest in erasure audit rows; empty: the rows keep no digest.
+    erasure_audit_key: SecretStr = SecretStr("")
 
     @model_validator(mode="after")
     def _qdrant_needs_a_store(self) -> MemorySettings:
@@ -110,6 +114,12 @@ def _setup_for(settings: MemorySettings) -> Setup:
                 lexical_pool=settings.search_lexical_pool,
                 common_lexeme_fraction=settings.search_common_lexeme_fraction,
                 embed_chunk=settings.ingest_embed_chunk,
+                downstream=Downstream(
+                    ReflectionClient(state.http, settings.reflection_url),
+                    GraphClient(state.http, settings.graph_url),
+                    MlClient(state.http, settings.ml_url),
+                    settings.erasure_audit_key.get_secret_value().encode() or None,
+                ),
             )
             state.resources["service"] = service
             state.resources["max_ingest_bytes"] = settings.max_ingest_bytes

@@ -6,6 +6,7 @@ import asyncio
 import collections
 import contextlib
 import hashlib
+import logging
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -14,8 +15,10 @@ from typing import Any
 
 import asyncpg
 
+from rae_common.clients import ServiceCallFailed
 from rae_common.contracts.memory import (
     BatchResult,
+    EraseResult,
     HybridSearchRequest,
     IngestResult,
     MemoryCreate,
@@ -34,9 +37,12 @@ from rae_memory.adapters.sql import SCHEMA, Filters
 from rae_memory.adapters.vectors import VectorIndex, VectorItem
 from rae_memory.domain.model import Layer, content_hash, expiry_for
 from rae_memory.domain.ranking import Candidate, Weights, fuse
+from rae_memory.erasure import Downstream, subject_digest
 from rae_memory.ingest import IngestError, UnsupportedDocumentType, chunk, parse
 
 __all__ = ["IngestRequest", "MemoryService", "Stored", "ingest"]
+
+_log = logging.getLogger("rae.memory")
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +70,7 @@ class MemoryService:
         embed_chunk: int = 128,
         lexical_pool: int = 500,
         common_lexeme_fraction: float = 0.1,
+        downstream: Downstream,
     ) -> None:
         self.pool = pool
         self.repo = repo
@@ -76,6 +83,7 @@ class MemoryService:
         self.embed_chunk = embed_chunk
         self.lexical_pool = lexical_pool
         self.common_lexeme_fraction = common_lexeme_fraction
+        self.downstream = downstream
 
     # --- writing -------------------------------------------------------------------------
 
@@ -312,15 +320,72 @@ class MemoryService:
         await self.vectors.delete(tenant_id, [memory_id])
         self.wake_relay()
 
-    async def erase_subject(self, tenant_id: str, subject: str) -> int:
-        """Delete every memory and document about `subject`: rows, vectors, and events saying so."""
+    async def erase_subject(self, tenant_id: str, subject: str, actor: str | None) -> dict[str, Any]:
+        """Erase the subject's memories and documents and everything derived from them: the
+        reflections citing them (in the reflection service and as reflective memories), the
+        graph's provenance, the cached embeddings of their texts. One audit row counts it all.
+
+        The other services are asked first, so what they remove is counted here and not by the
+        event handlers; memory's own part is one transaction with its `memory.deleted` events, so
+        a service that did not answer (`pending`) still forgets, from those events."""
+        erasure_id = uuid.uuid4()
         async with tenant_tx(self.pool, tenant_id) as conn:
-            rows = await self.repo.delete_subject(conn, tenant_id, subject)
+            ids = await self.repo.subject_ids(conn, tenant_id, subject)
+        pending: list[str] = []
+        reflections: set[uuid.UUID] = set()
+        graph_edges = graph_entities = 0
+        if ids:
+            try:
+                reflections.update(await self.downstream.reflection.forget(tenant_id, ids))
+            except ServiceCallFailed as exc:
+                _log.warning("erasure %s: %s; it finishes from the events", erasure_id, exc)
+                pending.append("reflection")
+            # A reflection's id is its reflective memory's: they go with the rest.
+            ids = sorted({*ids, *reflections})
+            try:
+                forgotten = await self.downstream.graph.forget(tenant_id, ids)
+                graph_edges, graph_entities = forgotten.edges_pruned, forgotten.nodes_pruned
+            except ServiceCallFailed as exc:
+                _log.warning("erasure %s: %s; it finishes from the events", erasure_id, exc)
+                pending.append("graph")
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            rows, documents = await self.repo.erase_subject(conn, tenant_id, subject, ids)
+            erased_ids = [r["id"] for r in rows]
+            await self.repo.forget_idempotent_responses(conn, tenant_id, erased_ids)
             await self._announce_deleted(conn, tenant_id, rows, "erased")
-        await self.vectors.delete(tenant_id, [r["id"] for r in rows])
+            reflections.update(r["id"] for r in rows if r["layer"] == Layer.REFLECTIVE.value)
+            counts = {
+                "memories": len(rows),
+                "documents": documents,
+                "reflections": len(reflections),
+                "graph_edges": graph_edges,
+                "graph_entities": graph_entities,
+            }
+            record = {
+                "subject_digest": subject_digest(self.downstream.audit_key, tenant_id, subject),
+                "actor": actor,
+            }
+            await self.repo.record_erasure(
+                conn, tenant_id, erasure_id, **record, counts=counts, pending=["ml"], completed=False
+            )
         if rows:
             self.wake_relay()
-        return len(rows)
+        await self.vectors.delete(tenant_id, erased_ids)
+        if rows:
+            try:
+                counts["cache_entries"] = await self.downstream.ml.evict_embeddings(
+                    tenant_id, sorted({r["content"] for r in rows})
+                )
+            except ServiceCallFailed as exc:
+                _log.warning("erasure %s: %s; cached embeddings expire with their TTL", erasure_id, exc)
+                pending.append("ml")
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            await self.repo.record_erasure(
+                conn, tenant_id, erasure_id, **record, counts=counts, pending=pending, completed=True
+            )
+        return EraseResult(
+            subject=subject, deleted=len(rows), **counts, pending=pending, erasure_id=erasure_id
+        ).model_dump(mode="json")
 
     async def sweep_expired(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -462,7 +527,13 @@ class MemoryService:
             tenant_id,
             "memory.deleted",
             *(
-                MemoryDeleted(memory_id=row["id"], layer=row["layer"], reason=reason, subject=row["subject"])
+                MemoryDeleted(
+                    memory_id=row["id"],
+                    layer=row["layer"],
+                    reason=reason,
+                    # An erased subject is not named again in the events announcing its erasure.
+                    subject=None if reason == "erased" else row["subject"],
+                )
                 for row in rows
             ),
         )

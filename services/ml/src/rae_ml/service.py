@@ -190,6 +190,12 @@ class EmbeddingService:
             estimated=estimated,
         )
 
+    async def evict(self, texts: Sequence[str]) -> int:
+        """Forget the cached vectors of `texts`, by every model offered (an erasure of the memories
+        they were); how many there were. Raises CacheUnavailable: then nothing is known removed."""
+        keys = sorted({cache_key(info.name, text) for info in self.infos for text in texts})
+        return await self.cache.delete_many(keys)
+
     async def _encode_remote(
         self, remote: RemoteEmbedder, texts: list[str]
     ) -> tuple[list[list[float]], int, bool]:

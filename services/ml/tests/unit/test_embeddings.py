@@ -56,6 +56,11 @@ class DictCache:
             raise CacheUnavailable("down")
         self.values.update({key: list(vector) for key, vector in vectors.items()})
 
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        if not self.up:
+            raise CacheUnavailable("down")
+        return sum(self.values.pop(key, None) is not None for key in keys)
+
 
 def vector_of(text: str) -> list[float]:
     raw = [float(b) + 1.0 for b in hashlib.sha256(text.encode()).digest()[:4]]

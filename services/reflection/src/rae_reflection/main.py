@@ -11,7 +11,7 @@ from pydantic import Field
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
 from rae_common.db import load_migrations
-from rae_common.events import TOPIC_REFLECTION
+from rae_common.events import TOPIC_MEMORY, TOPIC_REFLECTION
 from rae_common.outbox import shared_migrations
 from rae_common.settings import ServiceSettings
 from rae_reflection.adapters.clients import MemoryClient, MlClient
@@ -66,7 +66,8 @@ def create_app(settings: ReflectionSettings | None = None) -> FastAPI:
             async with resources.kafka_consumer(
                 state,
                 group_id=CONSUMER,
-                topics=[TOPIC_REFLECTION],
+                # The memory topic: a deleted memory takes the reflections citing it away.
+                topics=[TOPIC_REFLECTION, TOPIC_MEMORY],
                 handler=request_handler(service),
                 dlq=state.get("publisher"),
             ):

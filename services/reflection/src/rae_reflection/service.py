@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -16,7 +16,7 @@ from rae_common.contracts.memory import Layer
 from rae_common.contracts.reflection import ReflectionOut, TriggerRequest
 from rae_common.db import tenant_tx
 from rae_common.errors import ProblemError
-from rae_common.events import Envelope, ReflectionCreated, ReflectionRequested, new_envelope
+from rae_common.events import Envelope, MemoryDeleted, ReflectionCreated, ReflectionRequested, new_envelope
 from rae_common.inbox import process_once
 from rae_common.outbox import add_to_outbox
 from rae_common.paging import decode_cursor, encode_cursor, invalid_cursor
@@ -176,6 +176,39 @@ class ReflectionService:
             await add_to_outbox(conn, SCHEMA, envelope)
         self.wake_relay()
         return envelope.id
+
+    # --- forgetting ------------------------------------------------------------------------
+
+    async def forget(self, tenant_id: str, memory_ids: Sequence[uuid.UUID]) -> list[uuid.UUID]:
+        """Delete the reflections citing (or being) these memories; their ids. The caller (an
+        erasure in the memory service) deletes their reflective memories with the rest."""
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            return await repo.forget(conn, tenant_id, memory_ids)
+
+    async def on_memory_deleted(self, envelope: Envelope, deleted: MemoryDeleted) -> None:
+        """A memory is gone, so are the reflections citing it, here and as reflective memories.
+
+        Once per event (inbox). The reflective memories are deleted before the rows' deletion
+        commits, so a failure leaves the rows to find again on redelivery; a memory already gone
+        is no error. An erasure has usually done all of it already: then this finds nothing."""
+        tenant_id = envelope.tenant_id
+        removed: list[uuid.UUID] = []
+
+        async def effect(conn: asyncpg.Connection) -> None:
+            await conn.execute("SELECT set_config('rae.tenant_id', $1, true)", tenant_id)
+            removed.extend(await repo.forget(conn, tenant_id, [deleted.memory_id]))
+            for reflection_id in removed:
+                if reflection_id != deleted.memory_id:
+                    await self.memory.delete(tenant_id, reflection_id)
+
+        await process_once(self.pool, SCHEMA, CONSUMER, envelope, effect)
+        if removed:
+            _log.info(
+                "memory %s of tenant %s is gone: %d reflection(s) removed",
+                deleted.memory_id,
+                tenant_id,
+                len(removed),
+            )
 
     # --- reading ---------------------------------------------------------------------------
 

@@ -204,7 +204,19 @@ class IngestResult(BaseModel):
 
 class EraseResult(BaseModel):
     subject: str
-    deleted: int
+    deleted: int = Field(description="Memories erased (the same as `memories`).")
+    memories: int = Field(
+        default=0,
+        description="Memories erased: the subject's, its documents' chunks, and the reflective "
+        "memories written from them.",
+    )
+    documents: int = 0
+    reflections: int = Field(default=0, description="Reflections removed because they cite an erased memory.")
+    graph_entities: int = 0
+    graph_edges: int = 0
+    cache_entries: int = Field(default=0, description="Cached embeddings of the erased texts evicted.")
+    pending: list[str] = Field(default_factory=list, description="Services that did not answer in time.")
+    erasure_id: uuid.UUID | None = Field(default=None, description="The erasure's audit record.")
 
 
 # --- evaluations of hybrid search --------------------------------------------------------
@@ -249,3 +261,7 @@ class EvaluationOut(BaseModel):
     case_count: int
     cases: list[CaseScore]
     created_at: datetime
+    """What an erasure removed. Counts of the downstream services are what they removed while
+    the request ran; a service named in `pending` did not answer, and finishes from the
+    `memory.deleted` events the erasure emitted."""
+

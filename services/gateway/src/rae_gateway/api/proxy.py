@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import httpx
 from fastapi import Request, Response
 
@@ -23,12 +25,19 @@ def service_url(state: ServiceState, service: str) -> str:
 
 
 def _upstream_request(
-    state: ServiceState, request: Request, service: str, path: str, principal: Principal, body: bytes
+    state: ServiceState,
+    request: Request,
+    service: str,
+    path: str,
+    principal: Principal,
+    body: bytes,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> httpx.Request:
     """The caller's body and query string go on untouched (a multipart boundary included); of
     the caller's headers only `_REQUEST_HEADERS` do, so a client's own `X-Tenant-ID` never does."""
     assert state.http is not None
     headers = {name: value for name in _REQUEST_HEADERS if (value := request.headers.get(name))}
+    headers.update(extra_headers or {})
     headers[TENANT_HEADER] = principal.tenant_id
     if request_id := current_request_id():
         headers["x-request-id"] = request_id
@@ -56,10 +65,14 @@ async def forward(
     service: str,
     path: str,
     principal: Principal,
+    *,
+    extra_headers: Mapping[str, str] | None = None,
 ) -> Response:
-    """Send the request on with the tenant from the credential; map transport failures to 503/504."""
+    """Send the request on with the tenant from the credential (and the route's `extra_headers`);
+    map transport failures to 503/504."""
     assert state.http is not None
-    outgoing = _upstream_request(state, request, service, path, principal, await request.body())
+    body = await request.body()
+    outgoing = _upstream_request(state, request, service, path, principal, body, extra_headers)
     try:
         upstream = await state.http.send(outgoing)
     except httpx.TransportError as exc:

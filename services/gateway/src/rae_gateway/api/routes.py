@@ -12,6 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rae_common.app import StateDep
 from rae_common.auth import Principal
+from rae_common.contracts.erasure import ACTOR_HEADER
 from rae_common.contracts.events import EventPage
 from rae_common.contracts.memory import (
     BatchCreate,
@@ -130,7 +131,7 @@ async def list_memories(
     "/memories",
     tags=["memories"],
     response_model=EraseResult,
-    summary="Erase every memory about a subject.",
+    summary="Erase everything about a subject: memories, documents, reflections, graph, cached embeddings.",
 )
 async def erase_subject(
     subject: Annotated[str, Query(min_length=1, max_length=200)],  # noqa: ARG001
@@ -138,7 +139,9 @@ async def erase_subject(
     state: StateDep,
     principal: MemoriesWriteDep,
 ) -> Response:
-    return await forward(state, request, "memory", "/v1/memories", principal)
+    # The erasure's audit row names who asked: the credential's subject, never the client's word.
+    actor = {ACTOR_HEADER: principal.subject}
+    return await forward(state, request, "memory", "/v1/memories", principal, extra_headers=actor)
 
 
 @router.get(

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
+from rae_common.contracts.erasure import ForgetMemories, GraphForgotten
 from rae_common.contracts.graph import (
     MAX_DEPTH,
     EdgePage,
@@ -122,6 +123,17 @@ async def stats(tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
 
 
 @router.post("/v1/graph/extract", response_model=ExtractResult, summary="Extract entities and relations.")
+@router.post(
+    "/v1/graph/forget",
+    response_model=GraphForgotten,
+    summary="Drop memories from the graph's provenance (internal: called by erasures).",
+)
+async def forget(body: ForgetMemories, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
+    """Remove the memories from every provenance list; prune edges and entities left with none."""
+    counts = await service.forget(tenant_id, body.memory_ids)
+    return {"edges_pruned": counts.edges_pruned, "nodes_pruned": counts.nodes_pruned}
+
+
 async def extract(body: GraphExtractRequest, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
     return await service.extract(tenant_id, body.text, store=body.store, memory_id=body.memory_id)
 

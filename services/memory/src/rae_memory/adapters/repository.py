@@ -224,18 +224,111 @@ class MemoryRepository:
         )
         return dict(row) if row is not None else None
 
-    async def delete_subject(
-        self, conn: asyncpg.Connection, tenant_id: str, subject: str
-    ) -> list[dict[str, Any]]:
+    async def subject_ids(self, conn: asyncpg.Connection, tenant_id: str, subject: str) -> list[uuid.UUID]:
+        """The memories an erasure of `subject` removes: the subject's own, every chunk of its
+        documents (whatever the chunk's own subject), and the reflective memories whose provenance
+        (`metadata.reflection.source_ids`, written by the reflection service) names one of them."""
         rows = await conn.fetch(
-            f"DELETE FROM {SCHEMA}.memories WHERE tenant_id = $1 AND subject = $2 RETURNING {COLUMNS}",
+            f"""WITH erased AS (
+                    SELECT id FROM {SCHEMA}.memories
+                    WHERE tenant_id = $1 AND (subject = $2 OR document_id IN (
+                        SELECT id FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2)))
+                SELECT id FROM erased
+                UNION
+                SELECT m.id FROM {SCHEMA}.memories m
+                WHERE m.tenant_id = $1 AND m.layer = 'reflective'
+                  AND m.metadata -> 'reflection' -> 'source_ids' ?| ARRAY(SELECT id::text FROM erased)""",
             tenant_id,
             subject,
         )
-        await conn.execute(
-            f"DELETE FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2", tenant_id, subject
+        return [r["id"] for r in rows]
+
+    async def erase_subject(
+        self, conn: asyncpg.Connection, tenant_id: str, subject: str, ids: Sequence[uuid.UUID]
+    ) -> tuple[list[dict[str, Any]], int]:
+        """Delete the memories of `ids`, and those `subject_ids` finds now (stored since `ids`
+        was read), and the subject's documents; returns (the memories' rows, the documents)."""
+        rows = [
+            dict(r)
+            for r in await conn.fetch(
+                f"""DELETE FROM {SCHEMA}.memories WHERE tenant_id = $1 AND (
+                        id = ANY($3::uuid[]) OR subject = $2 OR document_id IN (
+                            SELECT id FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2))
+                    RETURNING {COLUMNS}""",
+                tenant_id,
+                subject,
+                list(ids),
+            )
+        ]
+        rows += await self.delete_reflections_of(conn, tenant_id, [r["id"] for r in rows])
+        documents = await conn.fetch(
+            f"DELETE FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2 RETURNING id",
+            tenant_id,
+            subject,
+        )
+        return rows, len(documents)
+
+    async def delete_reflections_of(
+        self, conn: asyncpg.Connection, tenant_id: str, source_ids: Sequence[uuid.UUID]
+    ) -> list[dict[str, Any]]:
+        """Delete the reflective memories whose provenance names one of `source_ids`."""
+        if not source_ids:
+            return []
+        rows = await conn.fetch(
+            f"""DELETE FROM {SCHEMA}.memories WHERE tenant_id = $1 AND layer = 'reflective'
+                  AND metadata -> 'reflection' -> 'source_ids' ?| $2::text[]
+                RETURNING {COLUMNS}""",
+            tenant_id,
+            [str(i) for i in source_ids],
         )
         return [dict(r) for r in rows]
+
+    async def forget_idempotent_responses(
+        self, conn: asyncpg.Connection, tenant_id: str, ids: Sequence[uuid.UUID]
+    ) -> None:
+        """Drop the stored answers (which hold a memory's content) of requests that created these
+        memories: a retry of such a request after the erasure is a new write."""
+        await conn.execute(
+            f"""DELETE FROM {SCHEMA}.idempotency_keys
+                WHERE tenant_id = $1 AND response ->> 'id' = ANY($2::text[])""",
+            tenant_id,
+            [str(i) for i in ids],
+        )
+
+    async def record_erasure(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        erasure_id: uuid.UUID,
+        *,
+        subject_digest: str | None,
+        actor: str | None,
+        counts: dict[str, int],
+        pending: Sequence[str],
+        completed: bool,
+    ) -> None:
+        """Insert or update the erasure's audit row (counts by kind, never content)."""
+        await conn.execute(
+            f"""INSERT INTO {SCHEMA}.erasures (id, tenant_id, subject_digest, actor, memories, documents,
+                    reflections, graph_entities, graph_edges, cache_entries, pending, completed_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $12 THEN now() END)
+                ON CONFLICT (id) DO UPDATE SET memories = EXCLUDED.memories, documents = EXCLUDED.documents,
+                    reflections = EXCLUDED.reflections, graph_entities = EXCLUDED.graph_entities,
+                    graph_edges = EXCLUDED.graph_edges, cache_entries = EXCLUDED.cache_entries,
+                    pending = EXCLUDED.pending, completed_at = EXCLUDED.completed_at""",
+            erasure_id,
+            tenant_id,
+            subject_digest,
+            actor,
+            counts.get("memories", 0),
+            counts.get("documents", 0),
+            counts.get("reflections", 0),
+            counts.get("graph_entities", 0),
+            counts.get("graph_edges", 0),
+            counts.get("cache_entries", 0),
+            list(pending),
+            completed,
+        )
 
     async def lexical(
         self,

@@ -15,6 +15,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
+from rae_common.contracts.erasure import ACTOR_HEADER
 from rae_common.contracts.memory import (
     BatchCreate,
     BatchResult,
@@ -186,6 +187,7 @@ async def list_memories(
         tags=tags,
         metadata=parse_metadata_filters(metadata or []),
         since=since,
+    actor: Annotated[str | None, Header(alias=ACTOR_HEADER, max_length=200, include_in_schema=False)] = None,
         until=until,
         subject=subject,
     )
@@ -199,7 +201,8 @@ async def erase_subject(
     service: ServiceDep,
     subject: Annotated[str, Query(min_length=1, max_length=200)],
 ) -> dict[str, Any]:
-    return {"subject": subject, "deleted": await service.erase_subject(tenant_id, subject)}
+    """Erase the subject's memories and documents and what was derived from them; count it all."""
+    return await service.erase_subject(tenant_id, subject, actor)
 
 
 @router.get("/v1/memories/{memory_id}", response_model=MemoryOut, summary="Read one memory.")

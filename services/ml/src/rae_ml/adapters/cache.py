@@ -43,6 +43,16 @@ class RedisVectorCache:
         except RedisError as exc:
             raise CacheUnavailable(str(exc)) from exc
 
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """One DEL for every key; the number that existed."""
+        if not keys:
+            return 0
+        try:
+            removed: int = await self.client.delete(*keys)
+        except RedisError as exc:
+            raise CacheUnavailable(str(exc)) from exc
+        return removed
+
 
 def _encode(vector: Sequence[float]) -> bytes:
     return np.asarray(vector, dtype=_FLOAT32).tobytes()

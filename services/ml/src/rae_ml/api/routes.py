@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 
 from rae_common.app import ServiceState, StateDep
 from rae_common.auth import TenantDep
+from rae_common.contracts.erasure import EmbeddingsEvicted, EvictEmbeddings
 from rae_common.contracts.ml import (
     EmbedRequest,
     EmbedResponse,
@@ -27,7 +28,7 @@ from rae_common.contracts.ml import (
 )
 from rae_common.errors import PROBLEM_BASE, ProblemError
 from rae_common.middleware import current_request_id
-from rae_ml.domain.embeddings import UnknownModel
+from rae_ml.domain.embeddings import CacheUnavailable, UnknownModel
 from rae_ml.domain.generation import (
     AmbiguousModel,
     InvalidSchema,
@@ -143,6 +144,22 @@ async def embed(
         "cached": result.cached,
         "usage": meter.usage,
     }
+
+
+@router.post(
+    "/embed/evict",
+    response_model=EmbeddingsEvicted,
+    summary="Evict the cached embeddings of texts (internal: called by erasures).",
+    responses={
+        503: {"description": "`cache-unavailable`: the cache did not answer; nothing is known evicted."}
+    },
+)
+async def evict(body: EvictEmbeddings, embeddings: EmbeddingsDep) -> dict[str, Any]:
+    """Remove every model's cached vector of each text."""
+    try:
+        return {"evicted": await embeddings.evict(body.texts)}
+    except CacheUnavailable as exc:
+        raise ProblemError(503, "The embedding cache is unavailable.", slug="cache-unavailable") from exc
 
 
 @router.post(

@@ -85,6 +85,10 @@ class VectorCache(Protocol):
         """Store vectors by key; raises CacheUnavailable."""
         ...
 
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """Remove these keys; how many were there. Raises CacheUnavailable."""
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class ModelInfo:

@@ -93,6 +93,14 @@ class MemoryClient:
         stored: dict[str, Any] = response.json()
         return stored
 
+    async def delete(self, tenant_id: str, memory_id: uuid.UUID) -> None:
+        """Delete the memory; one already gone is no error (a redelivered event asks again)."""
+        response = await _call(
+            self.http, "memory", "DELETE", f"{self.base}/{memory_id}", headers={TENANT_HEADER: tenant_id}
+        )
+        if response.status_code not in (204, 404):
+            raise _failed("memory", response)
+
     async def get_many(self, tenant_id: str, ids: Sequence[uuid.UUID]) -> list[dict[str, Any]]:
         """The memories of `ids` that exist, in the order of `ids`."""
 

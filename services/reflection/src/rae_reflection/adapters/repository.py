@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
 
-__all__ = ["SCHEMA", "NewReflection", "get", "insert", "page", "processed", "set_watermark", "watermark"]
+__all__ = [
+    "SCHEMA",
+    "NewReflection",
+    "forget",
+    "get",
+    "insert",
+    "page",
+    "processed",
+    "set_watermark",
+    "watermark",
+]
 
 SCHEMA = "reflection"
 _COLUMNS = "id, tenant_id, content, source_ids, model, prompt_version, request_event_id, created_at"
@@ -45,6 +56,21 @@ async def insert(
         item.group_key,
     )
     return dict(row) if row is not None else None
+
+
+async def forget(
+    conn: asyncpg.Connection, tenant_id: str, memory_ids: Sequence[uuid.UUID]
+) -> list[uuid.UUID]:
+    """Delete the reflections that cite one of `memory_ids` or are one of them (a reflection's id
+    is its reflective memory's); the ids of those deleted."""
+    rows = await conn.fetch(
+        f"""DELETE FROM {SCHEMA}.reflections
+            WHERE tenant_id = $1 AND (id = ANY($2::uuid[]) OR source_ids && $2::uuid[])
+            RETURNING id""",
+        tenant_id,
+        list(memory_ids),
+    )
+    return [r["id"] for r in rows]
 
 
 async def get(conn: asyncpg.Connection, tenant_id: str, reflection_id: uuid.UUID) -> dict[str, Any] | None:

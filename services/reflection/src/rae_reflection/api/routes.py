@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
+from rae_common.contracts.erasure import ForgetMemories, ReflectionsForgotten
 from rae_common.contracts.reflection import (
     ReflectionDetail,
     ReflectionListQuery,
@@ -52,6 +53,16 @@ async def trigger(
     """Emit a `reflection.requested` event; the reflections follow asynchronously."""
     request_id = await service.trigger(tenant_id, body or TriggerRequest())
     return {"request_id": request_id, "status": "accepted"}
+
+
+@router.post(
+    "/v1/reflections/forget",
+    response_model=ReflectionsForgotten,
+    summary="Delete the reflections citing these memories (internal: called by erasures).",
+)
+async def forget(body: ForgetMemories, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
+    """Delete the reflections that cite (or are) these memories; their ids."""
+    return {"reflection_ids": await service.forget(tenant_id, body.memory_ids)}
 
 
 @router.get(

@@ -1,0 +1,55 @@
+"""Internal contracts of an erasure: what memory asks reflection, graph and ml to forget when a
+subject is erased, and what each answers. Not exposed by the gateway."""
+
+from __future__ import annotations
+
+import uuid
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from rae_common.contracts.ml import MAX_TEXTS
+
+__all__ = [
+    "ACTOR_HEADER",
+    "MAX_FORGET_IDS",
+    "EmbeddingsEvicted",
+    "EvictEmbeddings",
+    "ForgetMemories",
+    "GraphForgotten",
+    "ReflectionsForgotten",
+]
+
+# Who asked for an erasure (the credential's subject), set by the gateway on the erase request
+# only; the gateway never passes a client's own value of it on.
+ACTOR_HEADER = "X-RAE-Actor"
+MAX_FORGET_IDS = 1000
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ForgetMemories(_Strict):
+    """Memories that are gone: forget everything derived from them."""
+
+    memory_ids: list[uuid.UUID] = Field(min_length=1, max_length=MAX_FORGET_IDS)
+
+
+class ReflectionsForgotten(BaseModel):
+    reflection_ids: list[uuid.UUID] = Field(
+        description="Reflections removed because they cite (or are) one of the memories; each is "
+        "also the id of the `reflective` memory it was stored as."
+    )
+
+
+class GraphForgotten(BaseModel):
+    edges_pruned: int = Field(description="Edges whose only provenance the memories were.")
+    nodes_pruned: int = Field(description="Entities left with neither memories nor edges.")
+
+
+class EvictEmbeddings(_Strict):
+    texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS)
+
+
+class EmbeddingsEvicted(BaseModel):
+    evicted: int = Field(description="Cache entries removed (one per text and model that had one).")
