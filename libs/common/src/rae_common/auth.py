@@ -91,6 +91,24 @@ def issue_token(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
+def _why_refused(exc: jwt.InvalidTokenError) -> str:
+    """The reason in our own words: the library's ("Not enough segments", "Invalid header
+    padding") describe its parser, not what the caller sent wrong."""
+    if isinstance(exc, jwt.ExpiredSignatureError):
+        return "token has expired"
+    if isinstance(exc, jwt.InvalidSignatureError):  # a DecodeError too: tested first
+        return "token signature is invalid"
+    if isinstance(exc, jwt.DecodeError):
+        return "token is not a well-formed JWT"
+    if isinstance(exc, jwt.InvalidAlgorithmError):
+        return f"token is not signed with {ALGORITHM}"
+    if isinstance(exc, jwt.MissingRequiredClaimError):
+        return f"token has no '{exc.claim}' claim"
+    if isinstance(exc, jwt.ImmatureSignatureError):
+        return "token is not valid yet"
+    return "token is invalid"
+
+
 def decode_token(secret: str, token: str, *, leeway_s: int = 0) -> Principal:
     """Verify signature, algorithm and expiry; require `sub`, `tenant_id`, `scopes`, `exp`."""
     if not secret:
@@ -103,10 +121,8 @@ def decode_token(secret: str, token: str, *, leeway_s: int = 0) -> Principal:
             options={"require": ["exp", "sub"]},
             leeway=leeway_s,
         )
-    except jwt.ExpiredSignatureError as exc:
-        raise InvalidToken("token has expired") from exc
     except jwt.InvalidTokenError as exc:
-        raise InvalidToken(f"token is invalid: {exc}") from exc
+        raise InvalidToken(_why_refused(exc)) from exc
     tenant_id = claims.get("tenant_id")
     scopes = claims.get("scopes", [])
     if isinstance(scopes, str):

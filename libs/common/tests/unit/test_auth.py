@@ -84,3 +84,24 @@ def test_empty_secret_never_verifies() -> None:
 def test_invalid_tenant_ids(value: str) -> None:
     with pytest.raises(ValueError):
         validate_tenant_id(value)
+
+
+@pytest.mark.parametrize(
+    ("token", "reason"),
+    [
+        ("not-a-jwt", "token is not a well-formed JWT"),
+        ("a.b", "token is not a well-formed JWT"),
+        ("x.y.z", "token is not a well-formed JWT"),
+        (jwt.encode({"sub": "a", "exp": int(time.time()) + 60}, "other-" * 10), "token signature is invalid"),
+        (jwt.encode({"sub": "a"}, SECRET), "token has no 'exp' claim"),
+        (jwt.encode({"sub": "a", "exp": 2**40}, SECRET, algorithm="HS512"), "token is not signed with HS256"),
+        (
+            jwt.encode({"sub": "a", "exp": 2**40, "nbf": 2**40 - 1}, SECRET),
+            "token is not valid yet",
+        ),
+    ],
+)
+def test_refusals_are_explained_in_our_own_words(token: str, reason: str) -> None:
+    with pytest.raises(InvalidToken) as refused:
+        decode_token(SECRET, token)
+    assert str(refused.value) == reason

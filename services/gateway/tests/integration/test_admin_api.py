@@ -274,3 +274,32 @@ async def test_limits_are_read_and_replaced(gateway: httpx.AsyncClient, admin) -
     assert (
         await gateway.get("/v1/admin/tenants/no-such-tenant-here/limits", headers=ADMIN_TOKEN_HEADER)
     ).status_code == 404
+
+
+async def test_governance_root_lists_the_callers_governance_routes(
+    gateway: httpx.AsyncClient, bearer
+) -> None:
+    tenant = f"t-{uuid.uuid4().hex[:10]}"
+    own = await gateway.get("/v1/governance", headers=bearer("governance:read", tenant=tenant))
+    assert own.status_code == 200, own.text
+    assert own.json() == {
+        "tenant_id": tenant,
+        "links": {
+            "usage": f"/v1/governance/tenant/{tenant}",
+            "budget": f"/v1/governance/tenant/{tenant}/budget",
+            "cost_logs": "/v1/cost/logs",
+        },
+    }
+    platform = await gateway.get("/v1/governance", headers=ADMIN_TOKEN_HEADER)
+    assert platform.json() == {
+        "tenant_id": None,
+        "links": {
+            "usage": "/v1/governance/tenant/{tenant_id}",
+            "budget": "/v1/governance/tenant/{tenant_id}/budget",
+            "overview": "/v1/governance/overview",
+        },
+    }
+    assert (await gateway.get("/v1/governance")).status_code == 401
+    no_scope = await gateway.get("/v1/governance", headers=bearer("memories:read", tenant=tenant))
+    assert no_scope.status_code == 403
+    assert no_scope.json()["required_scope"] == "governance:read"

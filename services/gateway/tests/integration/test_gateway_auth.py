@@ -90,3 +90,27 @@ async def test_gateway_itself_is_ready(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
     assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/v1/status", "The bearer token is not accepted: token is not a well-formed JWT."),
+        (
+            "/v1/admin/tenants",
+            "The bearer token is neither the platform admin token nor an accepted JWT: "
+            "token is not a well-formed JWT.",
+        ),
+    ],
+)
+@pytest.mark.parametrize("token", ["not-the-admin-token", "a.b", "x.y.z", "....."])
+async def test_a_malformed_token_is_401_in_our_own_words(
+    client: httpx.AsyncClient, path: str, detail: str, token: str
+) -> None:
+    response = await client.get(path, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 401
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == 'Bearer realm="rae", error="invalid_token"'
+    problem = response.json()
+    assert problem["type"].endswith("/invalid-token")
+    assert problem["detail"] == detail

@@ -31,6 +31,7 @@ PUBLIC = {
     ),
     ("get", "/v1/governance/tenant/{tenant_id}"): ({}, "200", "TenantUsage"),
     ("get", "/v1/governance/overview"): ({}, "200", "Overview"),
+    ("get", "/v1/governance"): ({}, "200", "GovernanceIndex"),
     ("get", "/v1/cost/logs"): ({}, "200", "CostLogPage"),
     ("get", "/v1/events/log"): ({}, "200", "EventPage"),
     ("get", "/v1/events/rules"): ({}, "200", "RulePage"),

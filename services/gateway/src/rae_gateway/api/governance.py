@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from pydantic import BaseModel, Field
 
 from rae_common.app import StateDep
 from rae_common.auth import Principal
@@ -61,6 +62,44 @@ ReaderDep = Annotated[Principal, Depends(_reader_of)]
 
 def _as_tenant(tenant_id: str, actor: str) -> Principal:
     return Principal(subject=actor, tenant_id=tenant_id, scopes=frozenset({"admin"}))
+
+
+class GovernanceIndex(BaseModel):
+    tenant_id: str | None = Field(description="The caller's tenant; null for the platform admin token.")
+    links: dict[str, str] = Field(
+        description="The governance routes the caller may use, with its own tenant id filled in."
+    )
+
+
+@router.get(
+    "/governance",
+    tags=["governance"],
+    response_model=GovernanceIndex,
+    summary="Where the caller's usage, budget and cost logs are (platform admin: every tenant's).",
+)
+async def governance_index(request: Request, state: StateDep) -> GovernanceIndex:
+    # A client exploring the API lands here first: it gets its own routes, not a bare 404.
+    if platform_admin(request, state):
+        tenant = "{tenant_id}"
+        return GovernanceIndex(
+            tenant_id=None,
+            links={
+                "usage": f"/v1/governance/tenant/{tenant}",
+                "budget": f"/v1/governance/tenant/{tenant}/budget",
+                "overview": "/v1/governance/overview",
+            },
+        )
+    principal = await authenticate(request, state)
+    if not principal.has("governance:read"):
+        raise missing_scope("governance:read")
+    return GovernanceIndex(
+        tenant_id=principal.tenant_id,
+        links={
+            "usage": f"/v1/governance/tenant/{principal.tenant_id}",
+            "budget": f"/v1/governance/tenant/{principal.tenant_id}/budget",
+            "cost_logs": "/v1/cost/logs",
+        },
+    )
 
 
 @router.get(

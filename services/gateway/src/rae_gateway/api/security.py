@@ -110,7 +110,7 @@ async def _principal_from_key(state: ServiceState, value: str) -> Principal:
     )
 
 
-async def authenticate(request: Request, state: StateDep) -> Principal:
+async def _authenticate(request: Request, state: ServiceState, *, refused: str) -> Principal:
     kind, value = _credential(request)
     if kind == "key":
         principal = await _principal_from_key(state, value)
@@ -118,9 +118,17 @@ async def authenticate(request: Request, state: StateDep) -> Principal:
         try:
             principal = decode_token(state.settings.jwt_secret.get_secret_value(), value)
         except InvalidToken as exc:
-            raise _unauthenticated(str(exc), "invalid-token", "invalid_token") from exc
+            raise _unauthenticated(f"{refused}: {exc}.", "invalid-token", "invalid_token") from exc
     request.state.principal = principal
     return principal
+
+
+async def authenticate(request: Request, state: StateDep) -> Principal:
+    return await _authenticate(request, state, refused="The bearer token is not accepted")
+
+
+# On the admin routes a refused bearer token may have been meant as the platform admin token.
+_ADMIN_REFUSED = "The bearer token is neither the platform admin token nor an accepted JWT"
 
 
 PrincipalDep = Annotated[Principal, Depends(authenticate)]
@@ -171,7 +179,7 @@ async def require_admin(request: Request, state: StateDep) -> str:
     tenant credential (its `admin` scope included) is a 403: its tenant is not the platform."""
     if platform_admin(request, state):
         return PLATFORM_ADMIN
-    await authenticate(request, state)
+    await _authenticate(request, state, refused=_ADMIN_REFUSED)
     raise _platform_only(
         "This is platform administration: it needs the platform admin token (RAE_ADMIN_TOKEN). "
         "A tenant's 'admin' scope administers its own tenant only."
@@ -185,7 +193,7 @@ async def require_tenant_admin(tenant_id: str, request: Request, state: StateDep
     """Administration of the tenant named in the path: the platform, or that tenant's `admin`."""
     if platform_admin(request, state):
         return PLATFORM_ADMIN
-    principal = await authenticate(request, state)
+    principal = await _authenticate(request, state, refused=_ADMIN_REFUSED)
     if "admin" not in principal.scopes:
         raise missing_scope("admin")
     if principal.tenant_id != tenant_id:
