@@ -88,10 +88,6 @@ class GraphService:
         edges, nodes = await self.store.forget_memory(tenant_id, str(memory_id))
         await self._announce(conn, tenant_id, memory_id, Counts(edges_pruned=edges, nodes_pruned=nodes))
 
-    async def extract(
-        self, tenant_id: str, text: str, *, store: bool, memory_id: uuid.UUID | None
-    ) -> dict[str, Any]:
-        extraction = await self.ml.extract(tenant_id, text)
     async def forget(self, tenant_id: str, memory_ids: Sequence[uuid.UUID]) -> Counts:
         """Drop the memories from every provenance list now, pruning what is left with none (an
         erasure asks this before it deletes them; their memory.deleted events then find nothing
@@ -111,6 +107,10 @@ class GraphService:
             self.wake_relay()
         return total
 
+    async def extract(
+        self, tenant_id: str, text: str, *, store: bool, memory_id: uuid.UUID | None
+    ) -> dict[str, Any]:
+        extraction = await self.ml.extract(tenant_id, text)
         stored = None
         if store:
             counts = await self.merge(

@@ -203,6 +203,10 @@ class IngestResult(BaseModel):
 
 
 class EraseResult(BaseModel):
+    """What an erasure removed. Counts of the downstream services are what they removed while
+    the request ran; a service named in `pending` did not answer, and finishes from the
+    `memory.deleted` events the erasure emitted."""
+
     subject: str
     deleted: int = Field(description="Memories erased (the same as `memories`).")
     memories: int = Field(
@@ -261,7 +265,3 @@ class EvaluationOut(BaseModel):
     case_count: int
     cases: list[CaseScore]
     created_at: datetime
-    """What an erasure removed. Counts of the downstream services are what they removed while
-    the request ran; a service named in `pending` did not answer, and finishes from the
-    `memory.deleted` events the erasure emitted."""
-

@@ -122,7 +122,6 @@ async def stats(tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
     return await service.stats(tenant_id)
 
 
-@router.post("/v1/graph/extract", response_model=ExtractResult, summary="Extract entities and relations.")
 @router.post(
     "/v1/graph/forget",
     response_model=GraphForgotten,
@@ -134,6 +133,7 @@ async def forget(body: ForgetMemories, tenant_id: TenantDep, service: ServiceDep
     return {"edges_pruned": counts.edges_pruned, "nodes_pruned": counts.nodes_pruned}
 
 
+@router.post("/v1/graph/extract", response_model=ExtractResult, summary="Extract entities and relations.")
 async def extract(body: GraphExtractRequest, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
     return await service.extract(tenant_id, body.text, store=body.store, memory_id=body.memory_id)
 

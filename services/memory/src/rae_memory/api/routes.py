@@ -187,7 +187,6 @@ async def list_memories(
         tags=tags,
         metadata=parse_metadata_filters(metadata or []),
         since=since,
-    actor: Annotated[str | None, Header(alias=ACTOR_HEADER, max_length=200, include_in_schema=False)] = None,
         until=until,
         subject=subject,
     )
@@ -200,6 +199,7 @@ async def erase_subject(
     tenant_id: TenantDep,
     service: ServiceDep,
     subject: Annotated[str, Query(min_length=1, max_length=200)],
+    actor: Annotated[str | None, Header(alias=ACTOR_HEADER, max_length=200, include_in_schema=False)] = None,
 ) -> dict[str, Any]:
     """Erase the subject's memories and documents and what was derived from them; count it all."""
     return await service.erase_subject(tenant_id, subject, actor)
