@@ -111,6 +111,10 @@ ARCADEDB_JAVA_OPTS = "-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 INFRA_TIMEOUT_S = 60.0
 SERVICES_TIMEOUT_S = 180.0  # the ml service loads its model before it is ready
 STOP_GRACE_S = 10.0
+# After SIGTERM a service's in-flight requests get this long to finish, then uvicorn cancels them
+# and the app shuts down (its pool close is bounded too: DATABASE_CLOSE_TIMEOUT_S), all within
+# STOP_GRACE_S even when a request is stuck on a dependency.
+SERVICE_DRAIN_S = 5
 
 # Substrings expected in /proc/<pid>/cmdline: protects against signalling a recycled PID.
 _MARKERS: Mapping[str, tuple[str, ...]] = {
@@ -291,7 +295,8 @@ class Stack:
         return out
 
     def service_env(self) -> dict[str, str]:
-        """``infra_env`` plus every service URL, JWT_SECRET and RAE_ADMIN_TOKEN."""
+        """``infra_env`` plus every service URL, JWT_SECRET, RAE_ADMIN_TOKEN and how long a
+        stopping service lets its requests finish (UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN)."""
         out = self.infra_env()
         for name in SERVICES:
             out[SERVICE_URL_VARS[name]] = self.service_url(name)
@@ -299,6 +304,10 @@ class Stack:
         out["JWT_SECRET"] = self.env.get("JWT_SECRET") or sec["jwt_secret"]
         out["RAE_ADMIN_TOKEN"] = self.env.get("RAE_ADMIN_TOKEN") or sec["admin_token"]
         out["ERASURE_AUDIT_KEY"] = self.env.get("ERASURE_AUDIT_KEY") or sec["erasure_audit_key"]
+        # uvicorn reads its options from UVICORN_* variables too.
+        out["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"] = self.env.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN") or str(
+            SERVICE_DRAIN_S
+        )
         return out
 
     # ------------------------------------------------------------------ locking / pids

@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rae_common.errors import install_problem_handlers, problem_response
 from rae_common.health import ReadinessCheck, run_checks
 from rae_common.logs import configure_logging
-from rae_common.middleware import BodyLimitMiddleware, RequestIdMiddleware
+from rae_common.middleware import BodyLimitMiddleware, RequestIdMiddleware, UnhandledErrorMiddleware
 from rae_common.settings import ServiceSettings
 from rae_common.telemetry import (
     RequestMetrics,
@@ -111,7 +111,9 @@ def create_service_app(
         app.include_router(router)
 
     # Middlewares wrap in reverse order of addition: metrics outermost, then request ids,
-    # the body limit, CORS.
+    # the body limit, CORS, and innermost the answer to errors no handler took (inside the
+    # others, so its 500 is counted and carries the request id).
+    app.add_middleware(UnhandledErrorMiddleware)
     if settings.app_cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
+import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
@@ -14,18 +16,25 @@ from typing import Any
 
 import asyncpg
 
+from rae_common.errors import DependencyUnavailable
+
 __all__ = [
     "ConnectionSetup",
     "Migration",
+    "PoolTimeout",
+    "PoolTimeouts",
     "Where",
     "apply_migrations",
+    "close_pool",
     "create_pool",
     "load_migrations",
     "tenant_tx",
 ]
 
-_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
-_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_log = logging.getLogger("rae.db")
+
+_MIGRATION_NAME = re.compile(r"\A(\d{4})_([a-z0-9_]+)\.sql\Z")
+_SCHEMA_NAME = re.compile(r"\A[a-z_][a-z0-9_]{0,62}\Z")
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,26 +66,128 @@ class _PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg ha
 ConnectionSetup = Callable[[asyncpg.Connection], Awaitable[None]]
 
 
+class PoolTimeout(DependencyUnavailable, TimeoutError):
+    """No pooled connection came free in time: the database is saturated (or unreachable).
+
+    A `TimeoutError` too, so code that already treats `OSError` as "the database is down" keeps
+    doing so."""
+
+    def __init__(self, timeout_s: float) -> None:
+        super().__init__(
+            f"No database connection came free within {timeout_s:g} s.",
+            dependency="postgres",
+            retry_after_s=1,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class PoolTimeouts:
+    """Bounds on the time a pool's users wait, so a stuck query or client never holds a connection
+    (or the service's shutdown) for good. 0 turns one off."""
+
+    # Longest a caller waits for a free connection before `PoolTimeout`.
+    acquire_s: float = 5.0
+    # Server-side `statement_timeout`: Postgres cancels a statement running longer.
+    statement_s: float = 30.0
+    # Server-side `idle_in_transaction_session_timeout`: Postgres ends a session whose open
+    # transaction waits longer on its client (an embedding inside an ingest transaction is the
+    # longest legitimate wait), so its locks and its connection come back.
+    idle_in_transaction_s: float = 60.0
+
+
+class _Acquisition:
+    """`pool.acquire()` with the pool's default bound, its timeout raised as `PoolTimeout`."""
+
+    __slots__ = ("_inner", "_timeout_s")
+
+    def __init__(self, inner: Any, timeout_s: float) -> None:
+        self._inner = inner
+        self._timeout_s = timeout_s
+
+    async def __aenter__(self) -> asyncpg.Connection:
+        try:
+            return await self._inner.__aenter__()
+        except TimeoutError as exc:
+            raise PoolTimeout(self._timeout_s) from exc
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._inner.__aexit__(*exc)
+
+    def __await__(self) -> Any:
+        return self.__aenter__().__await__()
+
+
+class _BoundedPool(asyncpg.Pool):  # type: ignore[misc]  # asyncpg has no stubs here
+    """Every acquisition (`tenant_tx`, `pool.acquire()`, `pool.fetch(...)`) waits at most
+    `acquire_timeout_s` unless the caller passes its own timeout."""
+
+    def __init__(self, *args: Any, acquire_timeout_s: float | None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.acquire_timeout_s = acquire_timeout_s
+
+    def acquire(self, *, timeout: float | None = None) -> Any:
+        bound = timeout if timeout is not None else self.acquire_timeout_s
+        inner = super().acquire(timeout=bound)
+        return inner if bound is None else _Acquisition(inner, bound)
+
+
+def _ms(seconds: float) -> str:
+    return str(round(seconds * 1000))
+
+
 async def create_pool(
-    dsn: str, *, min_size: int = 1, max_size: int = 10, setup: ConnectionSetup | None = None
+    dsn: str,
+    *,
+    min_size: int = 1,
+    max_size: int = 10,
+    setup: ConnectionSetup | None = None,
+    timeouts: PoolTimeouts = PoolTimeouts(),
+    application_name: str | None = None,
 ) -> asyncpg.Pool:
-    """A pool whose connections decode json/jsonb, then run `setup` (a service's own codecs)."""
+    """A pool whose connections decode json/jsonb, then run `setup` (a service's own codecs);
+    its waits are bounded by `timeouts` (see `PoolTimeouts`)."""
 
     async def init(conn: asyncpg.Connection) -> None:
         await _init_connection(conn)
         if setup is not None:
             await setup(conn)
 
-    pool = await asyncpg.create_pool(
+    server_settings = {
+        "statement_timeout": _ms(timeouts.statement_s),
+        "idle_in_transaction_session_timeout": _ms(timeouts.idle_in_transaction_s),
+    }
+    if application_name:
+        server_settings["application_name"] = application_name
+    # The same arguments `asyncpg.create_pool` passes (its defaults), with the bounded pool class.
+    pool = _BoundedPool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        max_queries=50_000,
+        max_inactive_connection_lifetime=300.0,
         init=init,
-        command_timeout=30,
+        loop=None,
         connection_class=_PooledConnection,
+        record_class=asyncpg.Record,
+        # The client's own bound, a little after the server's: it catches a server that stopped
+        # answering, while a slow statement gets Postgres's clean cancellation first.
+        command_timeout=timeouts.statement_s + 5 if timeouts.statement_s else None,
+        server_settings=server_settings,
+        acquire_timeout_s=timeouts.acquire_s or None,
     )
-    assert pool is not None
+    await pool
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, timeout_s: float) -> None:
+    """Close gracefully, but give up waiting for checked-out connections after `timeout_s` and
+    terminate them: `Pool.close()` alone waits for ever for a connection that is never released,
+    and a stopping service would outlive its grace period."""
+    try:
+        await asyncio.wait_for(pool.close(), timeout=timeout_s)
+    except TimeoutError:
+        _log.warning("pool connections still in use after %g s; terminating them", timeout_s)
+        pool.terminate()
 
 
 @contextlib.asynccontextmanager

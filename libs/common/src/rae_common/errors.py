@@ -12,14 +12,20 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 __all__ = [
+    "DEFAULT_RETRY_AFTER_S",
     "PROBLEM_CONTENT_TYPE",
+    "DependencyUnavailable",
     "ProblemError",
     "install_problem_handlers",
+    "internal_error",
     "problem_response",
 ]
 
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 PROBLEM_BASE = "https://rae.dev/problems/"
+# What a 503 tells the client to wait when the code answering it names nothing better: every 503
+# says when to come back, so clients back off instead of retrying at once.
+DEFAULT_RETRY_AFTER_S = 5
 
 _log = logging.getLogger("rae.errors")
 
@@ -64,6 +70,19 @@ class ProblemError(Exception):
         self.extensions = extensions or {}
 
 
+class DependencyUnavailable(Exception):
+    """A dependency (a database, a broker, another service) cannot serve the request right now.
+
+    Raised by adapters and services; the problem handlers answer it with a 503 carrying
+    `Retry-After: retry_after_s`, so no route maps it by hand."""
+
+    def __init__(self, detail: str, *, dependency: str, retry_after_s: int = DEFAULT_RETRY_AFTER_S) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.dependency = dependency
+        self.retry_after_s = retry_after_s
+
+
 def problem_response(
     status: int,
     detail: str | None = None,
@@ -85,6 +104,8 @@ def problem_response(
         body["instance"] = instance
     for key, value in (extensions or {}).items():
         body.setdefault(key, value)
+    if status == 503 and not any(name.lower() == "retry-after" for name in headers or {}):
+        headers = {**(headers or {}), "Retry-After": str(DEFAULT_RETRY_AFTER_S)}
     return JSONResponse(body, status_code=status, headers=headers, media_type=PROBLEM_CONTENT_TYPE)
 
 
@@ -136,13 +157,31 @@ def install_problem_handlers(app: FastAPI) -> None:
             extensions={"errors": _validation_errors(exc)},
         )
 
-    async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
-        _log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
+    async def on_unavailable(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, DependencyUnavailable)
+        _log.warning("%s %s: %s", request.method, request.url.path, exc.detail)
         return problem_response(
-            500, "An internal error occurred; it has been logged.", instance=request.url.path
+            503,
+            exc.detail,
+            slug="dependency-unavailable",
+            instance=request.url.path,
+            headers={"Retry-After": str(exc.retry_after_s)},
+            extensions={"dependency": exc.dependency},
         )
 
+    async def on_unhandled(request: Request, exc: Exception) -> JSONResponse:
+        # Reached only for errors raised outside `UnhandledErrorMiddleware` (in an outer
+        # middleware): Starlette then closes the connection after this answer.
+        return internal_error(request.method, request.url.path, exc)
+
     app.add_exception_handler(ProblemError, on_problem)
+    app.add_exception_handler(DependencyUnavailable, on_unavailable)
     app.add_exception_handler(StarletteHTTPException, on_http)
     app.add_exception_handler(RequestValidationError, on_validation)
     app.add_exception_handler(Exception, on_unhandled)
+
+
+def internal_error(method: str, path: str, exc: BaseException) -> JSONResponse:
+    """Log an unexpected error with its stack and answer a 500 problem without it."""
+    _log.error("unhandled error on %s %s", method, path, exc_info=exc)
+    return problem_response(500, "An internal error occurred; it has been logged.", instance=path)

@@ -1,4 +1,4 @@
-"""Pure ASGI middlewares: request ids and the request body limit."""
+"""Pure ASGI middlewares: request ids, the request body limit, and the last word on errors."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from contextvars import ContextVar
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from rae_common.errors import problem_response
+from rae_common.errors import internal_error, problem_response
 
-__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "current_request_id"]
+__all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "UnhandledErrorMiddleware", "current_request_id"]
 
 REQUEST_ID_HEADER = "x-request-id"
 _VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
@@ -85,3 +85,35 @@ class BodyLimitMiddleware:
 
     def _detail(self) -> str:
         return f"The request body exceeds the limit of {self.max_bytes} bytes."
+
+
+class UnhandledErrorMiddleware:
+    """Answer an error no handler took with a 500 problem, and keep the connection open.
+
+    Starlette's outermost `ServerErrorMiddleware` answers through the `Exception` handler but then
+    re-raises, so the server sees a failed request and closes the client's keep-alive connection:
+    every unexpected error cost the client a reconnect. Here the error ends: logged, answered.
+    An error after the response started cannot be answered any more; that one still propagates.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watching_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watching_send)
+        except Exception as exc:
+            if started:
+                raise
+            await internal_error(scope.get("method", ""), scope.get("path", ""), exc)(scope, receive, send)

@@ -15,7 +15,7 @@ import neo4j
 import redis.asyncio as aioredis
 
 from rae_common.app import ServiceState
-from rae_common.db import ConnectionSetup, Migration, apply_migrations, create_pool
+from rae_common.db import ConnectionSetup, Migration, PoolTimeouts, apply_migrations, close_pool, create_pool
 from rae_common.messaging import BatchHandler, Handler, KafkaBroadcastLoop, KafkaConsumerLoop, KafkaPublisher
 from rae_common.outbox import OutboxRelay, shared_migrations
 
@@ -53,6 +53,12 @@ async def postgres(
         min_size=settings.database_pool_min,
         max_size=settings.database_pool_max,
         setup=connection_setup,
+        timeouts=PoolTimeouts(
+            acquire_s=settings.database_acquire_timeout_s,
+            statement_s=settings.database_statement_timeout_s,
+            idle_in_transaction_s=settings.database_idle_in_transaction_timeout_s,
+        ),
+        application_name=f"rae-{settings.service_name}",
     )
     try:
         applied = await apply_migrations(pool, schema, list(migrations))
@@ -69,7 +75,7 @@ async def postgres(
         state.resources["db"] = pool
         yield pool
     finally:
-        await pool.close()
+        await close_pool(pool, settings.database_close_timeout_s)
 
 
 @contextlib.asynccontextmanager

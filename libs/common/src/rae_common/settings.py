@@ -23,6 +23,14 @@ class ServiceSettings(BaseSettings):
     database_url: str = "postgresql://rae:rae@127.0.0.1:25432/rae"
     database_pool_min: int = Field(default=1, ge=0)
     database_pool_max: int = Field(default=10, ge=1)
+    # Bounds on waiting for Postgres (rae_common.db.PoolTimeouts): a request that finds no free
+    # connection in time answers 503 with Retry-After; Postgres cancels a longer statement and
+    # ends a session left idle inside a transaction longer than that.
+    database_acquire_timeout_s: float = Field(default=5.0, gt=0)
+    database_statement_timeout_s: float = Field(default=30.0, gt=0)
+    database_idle_in_transaction_timeout_s: float = Field(default=60.0, gt=0)
+    # At shutdown, longest wait for connections still checked out before they are closed hard.
+    database_close_timeout_s: float = Field(default=3.0, gt=0)
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     # Real Kafka rejects session timeouts under 6000 ms; the local broker joins faster with less.
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1)

@@ -6,13 +6,14 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel
 
 from rae_common.app import create_service_app
+from rae_common.db import PoolTimeout
 from rae_common.errors import ProblemError
 from rae_common.settings import ServiceSettings
-from rae_common.testing import serve_app
+from rae_common.testing import serve_app, serve_in_thread
 
 router = APIRouter()
 
@@ -30,6 +31,23 @@ async def create_item(item: Item) -> dict[str, str]:
 @router.get("/boom")
 async def boom() -> None:
     raise RuntimeError("secret internal detail /etc/passwd")
+
+
+@router.get("/unavailable")
+async def unavailable() -> None:
+    raise ProblemError(503, "The ml service is unavailable.", slug="embeddings-unavailable")
+
+
+@router.get("/pool-exhausted")
+async def pool_exhausted() -> None:
+    raise PoolTimeout(5.0)
+
+
+@router.get("/peer")
+async def peer(request: Request) -> dict[str, int]:
+    """The client's port as the server sees it: the same port means the same connection."""
+    assert request.client is not None
+    return {"port": request.client.port}
 
 
 @router.get("/conflict")
@@ -85,6 +103,28 @@ async def test_unhandled_error_is_500_without_trace(client: httpx.AsyncClient) -
     assert "secret" not in response.text
     assert "Traceback" not in response.text
     assert "RuntimeError" not in body.get("detail", "")
+
+
+def test_an_unhandled_error_keeps_the_clients_connection_open() -> None:
+    settings = ServiceSettings(service_name="errtest")
+    app = create_service_app(settings, title="t", description="d", routers=[router])
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=10) as client:
+        before = client.get("/peer").json()["port"]
+        assert_problem(client.get("/boom"), 500, "internal-error")
+        assert client.get("/peer").json()["port"] == before
+
+
+async def test_every_503_says_when_to_retry(client: httpx.AsyncClient) -> None:
+    response = await client.get("/unavailable")
+    assert_problem(response, 503, "embeddings-unavailable")
+    assert int(response.headers["retry-after"]) > 0
+
+
+async def test_an_exhausted_pool_is_a_503_naming_the_dependency(client: httpx.AsyncClient) -> None:
+    response = await client.get("/pool-exhausted")
+    body = assert_problem(response, 503, "dependency-unavailable")
+    assert body["dependency"] == "postgres"
+    assert response.headers["retry-after"] == "1"
 
 
 async def test_problem_error_carries_slug_and_extensions(client: httpx.AsyncClient) -> None:
