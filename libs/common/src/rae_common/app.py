@@ -18,6 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rae_common.errors import install_problem_handlers, problem_response
 from rae_common.health import ReadinessCheck, run_checks
+from rae_common.input_checks import CHECK_INPUT
 from rae_common.logs import configure_logging
 from rae_common.middleware import BodyLimitMiddleware, RequestIdMiddleware, UnhandledErrorMiddleware
 from rae_common.settings import ServiceSettings
@@ -103,6 +104,7 @@ def create_service_app(
         description=description,
         version="0.1.0",
         lifespan=lifespan,
+        dependencies=[CHECK_INPUT],
     )
     app.state.rae = state
     install_problem_handlers(app)

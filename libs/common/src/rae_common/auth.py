@@ -44,7 +44,8 @@ SCOPES = frozenset(
     }
 )
 TENANT_HEADER = "X-Tenant-ID"
-_TENANT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+# \A..\Z, not ^..$: `$` also matches before a trailing newline ("acme\n" would pass).
+_TENANT_ID = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9_.-]{0,63}\Z")
 _tenant: ContextVar[str | None] = ContextVar("rae_tenant", default=None)
 
 

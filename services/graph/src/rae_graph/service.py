@@ -33,11 +33,15 @@ from rae_graph.domain.model import Counts, EdgeRow, NodeRow, timestamp
 from rae_graph.domain.ranking import fuse
 from rae_graph.domain.traversal import Expansion, expand
 
-__all__ = ["GraphService", "Tuning"]
+__all__ = ["GraphService", "Tuning", "UnknownMemory"]
 
 SCHEMA = "graph"
 PRODUCER = "graph"
 _LINKED_ENTITIES = 10
+
+
+class UnknownMemory(Exception):
+    """The memory named as provenance does not exist for the tenant."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +114,10 @@ class GraphService:
     async def extract(
         self, tenant_id: str, text: str, *, store: bool, memory_id: uuid.UUID | None
     ) -> dict[str, Any]:
+        # Provenance decides what a memory's deletion prunes: only the tenant's own, existing
+        # memory may be named (asked before ml spends anything on the text).
+        if store and memory_id is not None and await self.memories.get(tenant_id, memory_id) is None:
+            raise UnknownMemory(memory_id)
         extraction = await self.ml.extract(tenant_id, text)
         stored = None
         if store:

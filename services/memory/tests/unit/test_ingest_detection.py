@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rae_memory.ingest import SUPPORTED_TYPES, DocumentKind, parse
+from rae_memory.ingest import SUPPORTED_TYPES, CorruptDocument, DocumentKind, parse
 
 SAMPLES = Path(__file__).resolve().parents[4] / "samples"
 PDF = (SAMPLES / "architecture-overview.pdf").read_bytes()
@@ -63,7 +63,6 @@ def test_the_extension_wins_over_a_generic_text_content_type() -> None:
         (PDF, "upload.bin", "application/octet-stream", DocumentKind.PDF),
         (PDF, "architecture.txt", "text/plain", DocumentKind.PDF),  # content wins over the label
         (DOCX, None, "application/octet-stream", DocumentKind.DOCX),
-        (DOCX, "onboarding.pdf", "application/pdf", DocumentKind.DOCX),
         (b"Every PDF file starts with %PDF-1.7 and ends with %%EOF.", None, None, DocumentKind.TEXT),
     ],
 )
@@ -77,18 +76,23 @@ def test_pdf_with_binary_junk_before_the_header_is_still_a_pdf() -> None:
     assert parse(b"\x00\x01junk\n" + PDF, filename=None, content_type=None).kind is DocumentKind.PDF
 
 
-def test_text_named_pdf_is_read_as_the_text_it_is() -> None:
-    doc = parse(b"Mei Chen owns Harbor.", filename="owners.pdf", content_type="application/pdf")
-
-    assert doc.kind is DocumentKind.TEXT
-    assert doc.text == "Mei Chen owns Harbor."
-
-
-def test_html_named_docx_is_read_as_html() -> None:
-    doc = parse(HTML, filename="owners.docx", content_type=None)
-
-    assert doc.kind is DocumentKind.HTML
-    assert doc.sections[0].heading_path == ("Owners",)
+@pytest.mark.parametrize(
+    ("data", "filename", "content_type"),
+    [
+        (b"Mei Chen owns Harbor.", "owners.pdf", "application/pdf"),
+        (b"Mei Chen owns Harbor.", "owners.pdf", "application/octet-stream"),
+        (b"Mei Chen owns Harbor.", None, "application/pdf"),
+        (HTML, "owners.docx", None),
+        (DOCX, "onboarding.pdf", "application/pdf"),
+        (PDF, "architecture.docx", None),
+    ],
+)
+def test_a_file_claimed_as_pdf_or_docx_must_be_one(
+    data: bytes, filename: str | None, content_type: str | None
+) -> None:
+    # Before issue #16 these were stored as whatever the bytes looked like (text, HTML, DOCX).
+    with pytest.raises(CorruptDocument):
+        parse(data, filename=filename, content_type=content_type)
 
 
 @pytest.mark.parametrize("content_type", [None, "", "application/octet-stream"])

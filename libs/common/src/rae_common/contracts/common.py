@@ -7,7 +7,13 @@ from typing import Annotated, Self
 
 from pydantic import AfterValidator, BaseModel, model_validator
 
-__all__ = ["TimeWindow", "UtcDatetime"]
+__all__ = ["MAX_CONTENT_CHARS", "TimeWindow", "UtcDatetime"]
+
+# The longest text a memory holds and the ml service embeds, in characters: one limit for every
+# service on the path (gateway, memory, ml), so content is refused up front with a 422 naming the
+# field instead of being accepted by one service and refused by the next. Longer text is ingested
+# as a document (`POST /v1/memories/ingest`), which is chunked well below it.
+MAX_CONTENT_CHARS = 20_000
 
 
 def _utc(value: datetime) -> datetime:

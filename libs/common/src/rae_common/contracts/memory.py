@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+import json
+import math
 import uuid
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic.json_schema import SkipJsonSchema
+
+from rae_common.contracts.common import MAX_CONTENT_CHARS
 
 __all__ = [
     "BatchCreate",
@@ -26,14 +39,15 @@ __all__ = [
     "MemoryOut",
     "MemoryPage",
     "MemoryPatch",
+    "MetadataFilter",
     "ScoreParts",
     "SearchResponse",
     "SearchResult",
     "SearchWeights",
     "Tag",
+    "metadata_filters",
 ]
 
-MAX_CONTENT_CHARS = 100_000
 MAX_BATCH = 1000
 
 Tag = Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[^\s,][^,]*$")]
@@ -76,14 +90,27 @@ class MemoryCreate(_Strict):
 
 
 class MemoryPatch(_Strict):
-    content: str | None = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
-    layer: Layer | None = None
-    tags: list[Tag] | None = Field(default=None, max_length=50)
-    metadata: dict[str, Any] | None = None
+    """The fields to change; a field left out keeps its value. `source`, `subject` and
+    `expires_at` are cleared with null; the others always hold a value, so null is refused for
+    them (422): clear `tags` with `[]` and `metadata` with `{}`."""
+
+    # `SkipJsonSchema[None]`: None stands for "left out" here; the API does not take null.
+    content: str | SkipJsonSchema[None] = Field(default=None, min_length=1, max_length=MAX_CONTENT_CHARS)
+    layer: Layer | SkipJsonSchema[None] = None
+    tags: list[Tag] | SkipJsonSchema[None] = Field(default=None, max_length=50)
+    metadata: dict[str, Any] | SkipJsonSchema[None] = None
     source: str | None = Field(default=None, max_length=500)
     subject: str | None = Field(default=None, max_length=200)
-    importance: float | None = Field(default=None, ge=0, le=1)
+    importance: float | SkipJsonSchema[None] = Field(default=None, ge=0, le=1)
     expires_at: datetime | None = None
+
+    @field_validator("content", "layer", "tags", "metadata", "importance", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            cleared = {"tags": " (send [] to remove every tag)", "metadata": " (send {} to clear it)"}
+            raise ValueError(f"{info.field_name} cannot be null{cleared.get(str(info.field_name), '')}")
+        return value
 
     @field_validator("content")
     @classmethod
@@ -115,6 +142,45 @@ class MemoryPage(BaseModel):
     next_cursor: str | None
 
 
+def _metadata_value(raw: str) -> str | int | float | bool | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    if isinstance(value, float) and not math.isfinite(value):
+        # JSON has no NaN or Infinity, so no stored metadata value equals one.
+        raise ValueError(f"{raw!r} is not a value metadata can hold: numbers must be finite")
+    return value if isinstance(value, str | int | float | bool) or value is None else raw
+
+
+def _metadata_pair(pair: str) -> str:
+    key, _, raw = pair.partition("=")
+    if not key:
+        raise ValueError("a metadata filter looks like key=value")
+    _metadata_value(raw)
+    return pair
+
+
+MetadataFilter = Annotated[
+    str,
+    Field(
+        pattern=r"^[^=]+=",
+        max_length=1000,
+        description="`key=value`; a JSON number, true, false or null matches as that.",
+    ),
+    AfterValidator(_metadata_pair),
+]
+
+
+def metadata_filters(pairs: list[str]) -> dict[str, str | int | float | bool | None]:
+    """`key=value` filters (already validated as `MetadataFilter`) as the values they match."""
+    parsed: dict[str, str | int | float | bool | None] = {}
+    for pair in pairs:
+        key, _, raw = _metadata_pair(pair).partition("=")
+        parsed[key] = _metadata_value(raw)
+    return parsed
+
+
 class MemoryListQuery(BaseModel):
     """Filters of `GET /v1/memories`."""
 
@@ -122,7 +188,7 @@ class MemoryListQuery(BaseModel):
     tags: list[Tag] = Field(default_factory=list, max_length=20, description="Repeat to require several.")
     since: datetime | None = None
     until: datetime | None = None
-    metadata: list[Annotated[str, Field(pattern=r"^[^=]+=.*$")]] = Field(
+    metadata: list[MetadataFilter] = Field(
         default_factory=list, max_length=20, description="Repeatable `key=value` equality filters."
     )
     subject: str | None = Field(default=None, min_length=1, max_length=200)
@@ -148,6 +214,13 @@ class SearchWeights(_Strict):
     lexical: float = Field(default=0.5, ge=0, le=10)
     recency: float = Field(default=0.1, ge=0, le=10)
     importance: float = Field(default=0.1, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _some_weight(self) -> SearchWeights:
+        # The score is the weighted mean of the parts: with nothing weighted it has no value.
+        if not (self.vector or self.lexical or self.recency or self.importance):
+            raise ValueError("at least one weight must be above 0")
+        return self
 
 
 class HybridSearchRequest(_Strict):

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
+from rae_common.contracts.common import MAX_CONTENT_CHARS
+
 __all__ = [
     "LOCAL_EXTRACT_NOTICE",
     "LOCAL_NOTICE",
@@ -32,7 +34,6 @@ __all__ = [
 ]
 
 MAX_TEXTS = 2048
-MAX_TEXT_CHARS = 20_000
 MAX_MESSAGES = 200
 MAX_MESSAGE_CHARS = 100_000
 MAX_GENERATE_TOKENS = 32_768
@@ -49,7 +50,8 @@ def _not_blank(value: str) -> str:
     return value
 
 
-EmbedText = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS), AfterValidator(_not_blank)]
+# The memory content limit: whatever memory stores, ml embeds.
+EmbedText = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT_CHARS), AfterValidator(_not_blank)]
 ModelName = Annotated[str, Field(min_length=1, max_length=200)]
 
 

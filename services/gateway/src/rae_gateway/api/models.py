@@ -12,6 +12,7 @@ from starlette.datastructures import UploadFile
 
 from rae_common.contracts.memory import IngestText, Layer, Tag
 from rae_common.errors import ProblemError
+from rae_common.input_checks import text_errors
 
 __all__ = [
     "IngestForm",
@@ -148,6 +149,9 @@ async def validate_ingest_body(request: Request) -> None:
         if isinstance(fields.get("tags"), str):
             fields["tags"] = [tag.strip() for tag in fields["tags"].split(",") if tag.strip()]
         try:
-            IngestForm.model_validate(fields)
+            form_fields = IngestForm.model_validate(fields)
         except ValidationError as exc:
             raise _invalid(exc, "body") from exc
+        # The route reads the form itself, so the app-wide input check has not seen these fields.
+        if errors := text_errors(form_fields.model_dump(exclude_unset=True), "body"):
+            raise RequestValidationError(errors)

@@ -22,7 +22,8 @@ from rae_common.contracts.graph import (
     StatsOut,
     SubgraphOut,
 )
-from rae_graph.service import GraphService
+from rae_common.errors import ProblemError
+from rae_graph.service import GraphService, UnknownMemory
 
 __all__ = ["router"]
 
@@ -135,7 +136,17 @@ async def forget(body: ForgetMemories, tenant_id: TenantDep, service: ServiceDep
 
 @router.post("/v1/graph/extract", response_model=ExtractResult, summary="Extract entities and relations.")
 async def extract(body: GraphExtractRequest, tenant_id: TenantDep, service: ServiceDep) -> dict[str, Any]:
-    return await service.extract(tenant_id, body.text, store=body.store, memory_id=body.memory_id)
+    try:
+        return await service.extract(tenant_id, body.text, store=body.store, memory_id=body.memory_id)
+    except UnknownMemory as exc:
+        raise ProblemError(
+            422,
+            f"memory_id {body.memory_id} names no memory of this tenant; stored facts need an existing one.",
+            slug="unknown-memory",
+            extensions={
+                "errors": [{"loc": ["body", "memory_id"], "msg": "No such memory.", "type": "unknown_memory"}]
+            },
+        ) from exc
 
 
 @router.post(

@@ -28,9 +28,12 @@ from rae_common.contracts.memory import (
     MemoryOut,
     MemoryPage,
     MemoryPatch,
+    MetadataFilter,
     SearchResponse,
+    metadata_filters,
 )
 from rae_common.errors import ProblemError
+from rae_common.input_checks import text_errors
 from rae_memory.adapters.sql import Filters
 from rae_memory.service import IngestRequest, MemoryService, ingest
 
@@ -52,25 +55,6 @@ IdempotencyKey = Annotated[
         description="Retries with this key replay the first answer.",
     ),
 ]
-
-
-def parse_metadata_filters(pairs: list[str]) -> dict[str, Any] | None:
-    """`key=value` pairs; a value that parses as JSON (number, true, null) matches as that."""
-    if not pairs:
-        return None
-    parsed: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key:
-            raise ProblemError(
-                422, f"metadata filter {pair!r} must look like key=value", slug="invalid-filter"
-            )
-        try:
-            value = json.loads(raw)
-        except ValueError:
-            value = raw
-        parsed[key] = value if isinstance(value, str | int | float | bool) or value is None else raw
-    return parsed
 
 
 @router.post("/v1/memories", status_code=201, response_model=MemoryOut, summary="Store a memory.")
@@ -155,6 +139,8 @@ async def _from_multipart(request: Request, limit: int) -> IngestRequest:
         data = await upload.read(limit + 1)
         filename, content_type = upload.filename or "upload", upload.content_type
         fields = {name: str(form.get(name) or "") for name in ("layer", "tags", "subject", "metadata")}
+    if errors := text_errors(fields, "body"):
+        raise RequestValidationError(errors)
     try:
         layer = Layer(fields["layer"] or Layer.SEMANTIC.value)
     except ValueError as exc:
@@ -166,6 +152,8 @@ async def _from_multipart(request: Request, limit: int) -> IngestRequest:
         raise ProblemError(422, "metadata must be a JSON object") from exc
     if not isinstance(metadata, dict):
         raise ProblemError(422, "metadata must be a JSON object")
+    if errors := text_errors({"metadata": metadata}, "body"):
+        raise RequestValidationError(errors)
     return IngestRequest(data, filename, content_type, layer, tags, metadata, fields["subject"] or None)
 
 
@@ -177,7 +165,7 @@ async def list_memories(
     tags: Annotated[list[str] | None, Query(alias="tags", max_length=20)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
-    metadata: Annotated[list[str] | None, Query(description="key=value, repeatable")] = None,
+    metadata: Annotated[list[MetadataFilter] | None, Query(description="key=value, repeatable")] = None,
     subject: Annotated[str | None, Query(max_length=200)] = None,
     cursor: Annotated[str | None, Query(max_length=500)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -185,7 +173,7 @@ async def list_memories(
     filters = Filters(
         layers=[item.value for item in layer] if layer else None,
         tags=tags,
-        metadata=parse_metadata_filters(metadata or []),
+        metadata=metadata_filters(metadata) if metadata else None,
         since=since,
         until=until,
         subject=subject,

@@ -2,20 +2,20 @@
 
 The rule, in order:
 
-1. Content decides for the binary formats, whatever the name or content type say: bytes starting
-   with `%PDF-` (or binary bytes with it in their first KiB, as readers allow) are a PDF, and a ZIP
-   archive holding `word/document.xml` is a DOCX. Any other ZIP archive is a corrupt DOCX when
-   claimed as one, and unsupported otherwise.
-2. The claim: the file name's extension when it is a supported one, else the content type (its
+1. The claim: the file name's extension when it is a supported one, else the content type (its
    parameters ignored) when it is a supported one.
-3. Binary content (more than a few NUL or other control bytes) that rule 1 did not recognise is a
-   corrupt document when claimed as PDF or DOCX, and unsupported otherwise, even when claimed as
-   text: an image named `notes.txt` is not text.
-4. Text content is read as the claimed text kind. Text claimed as PDF or DOCX (a mislabelled
-   file) is read for what it is: HTML when it starts with an `<html>` tag or doctype, plain text
-   otherwise. Invalid UTF-8 in text is not an error: it is decoded with replacement characters.
+2. Content decides for the binary formats: bytes starting with `%PDF-` (or binary bytes with it
+   in their first KiB, as readers allow) are a PDF, and a ZIP archive holding `word/document.xml`
+   is a DOCX, also when named or typed as text. A file claimed as PDF or DOCX must be that
+   format: anything else (another format, text, a ZIP without `word/document.xml`) is a corrupt
+   document, never stored for what it might be. Any other ZIP archive is unsupported.
+3. Binary content (more than a few NUL or other control bytes) that rule 2 did not recognise is
+   unsupported, even when claimed as text: an image named `notes.txt` is not text.
+4. Text content is read as the claimed text kind. Invalid UTF-8 in text is not an error: it is
+   decoded with replacement characters.
 5. Without a claim: unsupported when an extension or a specific content type was given (`.exe`,
-   `image/png`), else sniffed like a mislabelled file.
+   `image/png`), else sniffed: HTML when it starts with an `<html>` tag or doctype, plain text
+   otherwise.
 """
 
 from __future__ import annotations
@@ -81,27 +81,35 @@ def detect(data: bytes, *, filename: str | None, content_type: str | None) -> De
     pdf_at = data.find(_PDF_MAGIC, 0, _PDF_MAGIC_WINDOW)
     # Junk before the header is tolerated in binary files only: a text that quotes "%PDF-" is text.
     if pdf_at == 0 or (pdf_at > 0 and not looks_like_text(data)):
-        return Detected(DocumentKind.PDF, None)
+        return _as_claimed(DocumentKind.PDF, claim)
     if data.startswith(_ZIP_MAGICS):
         if _is_docx_package(data):
-            return Detected(DocumentKind.DOCX, None)
+            return _as_claimed(DocumentKind.DOCX, claim)
         if claim is DocumentKind.DOCX:
             raise CorruptDocument(
                 "The file is not a valid DOCX document: the archive has no word/document.xml."
             )
         raise UnsupportedDocumentType(f"ZIP archives are not supported. {supported_types_hint()}")
 
+    if claim in _BINARY_KINDS:
+        # A name or type saying PDF or DOCX on other bytes is a damaged or mislabelled upload:
+        # storing it as text would keep whatever those bytes are under the document's name.
+        raise CorruptDocument(f"The file is not a valid {claim.name} document.")
     if not looks_like_text(data):
-        if claim in _BINARY_KINDS:
-            raise CorruptDocument(f"The file is not a valid {claim.name} document.")
         raise UnsupportedDocumentType(f"The file holds binary content. {supported_types_hint()}")
 
-    if claim is not None and claim not in _BINARY_KINDS:
+    if claim is not None:
         return Detected(claim, charset)
     if claim is None and (extension or media_type not in _GENERIC_CONTENT_TYPES):
         declared = extension or media_type
         raise UnsupportedDocumentType(f"'{declared}' documents are not supported. {supported_types_hint()}")
     return Detected(_sniff_text_kind(data, charset), charset)
+
+
+def _as_claimed(kind: DocumentKind, claim: DocumentKind | None) -> Detected:
+    if claim in _BINARY_KINDS and claim is not kind:
+        raise CorruptDocument(f"The file is named as a {claim.name} document but is a {kind.name} document.")
+    return Detected(kind, None)
 
 
 def supported_types_hint() -> str:

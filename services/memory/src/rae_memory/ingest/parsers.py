@@ -41,9 +41,9 @@ def parse(data: bytes, *, filename: str | None, content_type: str | None) -> Par
     Sections keep the structure: heading paths for markdown, HTML and DOCX, pages for PDFs, and
     paragraphs separated by a blank line inside a section. Sections without text are left out.
     """
-    detected = detect(data, filename=filename, content_type=content_type)
     if not data.strip():
         raise EmptyDocument("The document is empty.")
+    detected = detect(data, filename=filename, content_type=content_type)
     match detected.kind:
         case DocumentKind.TEXT:
             doc = _parse_text(decode_text(data, detected.charset))

@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 
 from rae_common.auth import TENANT_HEADER
+from rae_common.contracts.common import MAX_CONTENT_CHARS
 from rae_common.errors import ProblemError
 
 __all__ = ["Generated", "MemoryClient", "MlClient"]
 
 _PAGE = 200  # the memory API's largest page
 _ML_TIMEOUT = httpx.Timeout(120.0, connect=2.0)
-_EMBED_CHARS = 20_000  # the ml API's longest text
 
 
 async def _call(
@@ -135,7 +135,7 @@ class MlClient:
             "ml",
             "POST",
             f"{self.base}/embed",
-            json={"texts": [t[:_EMBED_CHARS] for t in texts]},
+            json={"texts": [t[:MAX_CONTENT_CHARS] for t in texts]},
             headers={TENANT_HEADER: tenant_id},
             timeout=_ML_TIMEOUT,
         )
