@@ -14,7 +14,7 @@ from rae_common.errors import internal_error, problem_response
 __all__ = ["BodyLimitMiddleware", "RequestIdMiddleware", "UnhandledErrorMiddleware", "current_request_id"]
 
 REQUEST_ID_HEADER = "x-request-id"
-_VALID_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{1,128}$")
+_VALID_REQUEST_ID = re.compile(r"\A[A-Za-z0-9._-]{1,128}\Z")
 _request_id: ContextVar[str | None] = ContextVar("rae_request_id", default=None)
 
 
