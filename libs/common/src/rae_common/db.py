@@ -90,9 +90,10 @@ class PoolTimeouts:
     # Server-side `statement_timeout`: Postgres cancels a statement running longer.
     statement_s: float = 30.0
     # Server-side `idle_in_transaction_session_timeout`: Postgres ends a session whose open
-    # transaction waits longer on its client (an embedding inside an ingest transaction is the
-    # longest legitimate wait), so its locks and its connection come back.
-    idle_in_transaction_s: float = 60.0
+    # transaction waits longer on its client, so its locks and its connection come back. Above
+    # the longest legitimate wait inside a transaction: an HTTP call to ml (120 s timeout) in an
+    # ingest's transaction or in graph's inbox transaction (an LLM extraction).
+    idle_in_transaction_s: float = 150.0
 
 
 class _Acquisition:

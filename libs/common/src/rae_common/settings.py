@@ -28,7 +28,7 @@ class ServiceSettings(BaseSettings):
     # ends a session left idle inside a transaction longer than that.
     database_acquire_timeout_s: float = Field(default=5.0, gt=0)
     database_statement_timeout_s: float = Field(default=30.0, gt=0)
-    database_idle_in_transaction_timeout_s: float = Field(default=60.0, gt=0)
+    database_idle_in_transaction_timeout_s: float = Field(default=150.0, gt=0)
     # At shutdown, longest wait for connections still checked out before they are closed hard.
     database_close_timeout_s: float = Field(default=3.0, gt=0)
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
