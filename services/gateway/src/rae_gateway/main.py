@@ -50,6 +50,9 @@ class GatewaySettings(ServiceSettings):
     cost_guard_fail_open: bool = False
     # Output tokens reserved for POST /v1/ml/extract (it takes no max_tokens).
     cost_guard_extract_output_tokens: int = Field(default=2048, ge=1)
+    # Retry-After of a refusal while the budget is only held by requests in flight (not spent):
+    # they give back what they do not use within about one LLM call.
+    cost_guard_in_flight_retry_s: int = Field(default=2, ge=1)
 
     def default_limits(self) -> dict[str, int]:
         return {
@@ -83,6 +86,7 @@ def _setup_for(settings: GatewaySettings) -> Setup:
                 reservation_ttl_s=settings.upstream_timeout_s,
                 fail_open=settings.cost_guard_fail_open,
                 extract_output_tokens=settings.cost_guard_extract_output_tokens,
+                in_flight_retry_s=settings.cost_guard_in_flight_retry_s,
             )
             state.resources["budget"] = budgets
 

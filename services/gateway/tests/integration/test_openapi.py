@@ -80,6 +80,9 @@ LIMITED = {
     ("post", "/v1/search/hybrid"),
     ("post", "/v1/ml/generate"),
     ("post", "/v1/ml/extract"),
+    # Not rate-limited, but budget-guarded: 429 while the budget is held by requests in flight.
+    ("post", "/v1/graph/extract"),
+    ("post", "/v1/reflections/trigger"),
 }
 
 

@@ -72,6 +72,7 @@ class BudgetStore:
         reservation_ttl_s: float,
         fail_open: bool = False,
         extract_output_tokens: int = 2048,
+        in_flight_retry_s: int = 2,
     ) -> None:
         self.redis = redis
         self.http = http
@@ -81,6 +82,7 @@ class BudgetStore:
         # Guard policy the routes read (settings COST_GUARD_FAIL_OPEN, COST_GUARD_EXTRACT_OUTPUT_TOKENS).
         self.fail_open = fail_open
         self.extract_output_tokens = extract_output_tokens
+        self.in_flight_retry_s = in_flight_retry_s
         self._reserve = redis.register_script(_RESERVE)
 
     @staticmethod
@@ -142,7 +144,7 @@ class BudgetStore:
             spent = await self._spent(tenant_id, snapshot)
         except RedisError as exc:
             raise BudgetStateUnavailable(f"redis: {exc}") from exc
-        admission = admit(snapshot, spent, others, now)
+        admission = admit(snapshot, spent, others, now, self.in_flight_retry_s)
         reservation = Reservation(tenant_id, member, snapshot, admission)
         if admission.refusal is not None:
             await self.release(reservation)

@@ -1,6 +1,7 @@
 """The cost guard on routes that spend tokens: reserve before forwarding, settle after.
 
-An over-budget tenant gets 402 problem+json naming the period, the limit and the usage; every
+An over-budget tenant gets 402 problem+json naming the period, the limit and the usage (429
+`budget-reserved` with a short Retry-After when the budget is only held by requests in flight); every
 guarded answer carries the remaining budget (`X-Budget-Remaining-Tokens`,
 `X-Budget-Remaining-USD`, absent when that metric is unlimited). Streamed answers (SSE) pass
 through chunk by chunk; their usage is read from the final `done` (or `error`) event.
@@ -21,11 +22,23 @@ from rae_common.app import ServiceState, StateDep
 from rae_common.auth import Principal
 from rae_common.errors import ProblemError
 from rae_gateway.adapters.budget import BudgetStateUnavailable, BudgetStore, Reservation
+from rae_gateway.api.models import problems
 from rae_gateway.api.proxy import forward, open_stream
+from rae_gateway.domain.budget import BudgetRefusal
 
-__all__ = ["BudgetDep", "guarded_forward"]
+__all__ = ["BUDGET_HELD", "BudgetDep", "guarded_forward"]
 
 _log = logging.getLogger("rae.gateway.budget")
+
+
+# The 429 of a budget-guarded route without a rate limit (so without quota headers).
+BUDGET_HELD: dict[int | str, dict[str, Any]] = {
+    429: {
+        **problems(429)[429],
+        "description": "`budget-reserved`: the budget is held by requests in flight (see `Retry-After`).",
+        "headers": {"Retry-After": {"description": "Seconds to wait.", "schema": {"type": "integer"}}},
+    }
+}
 
 
 async def _store(state: StateDep) -> BudgetStore:
@@ -51,17 +64,37 @@ async def _reserve(store: BudgetStore, tenant_id: str, tokens: int) -> Reservati
         ) from exc
     refusal = reservation.admission.refusal
     if refusal is not None:
-        limit = refusal.limit if refusal.metric == "usd" else int(refusal.limit)
-        used = round(refusal.used, 6) if refusal.metric == "usd" else int(refusal.used)
-        raise ProblemError(
-            402,
-            f"The {'daily' if refusal.period == 'day' else 'monthly'} {refusal.metric} budget of "
-            f"tenant {tenant_id} is spent ({used} of {limit}).",
-            slug="budget-exceeded",
-            headers={"Retry-After": str(refusal.retry_after_s)},
-            extensions={"period": refusal.period, "metric": refusal.metric, "limit": limit, "used": used},
-        )
+        raise _refused(tenant_id, refusal, tokens)
     return reservation
+
+
+def _refused(tenant_id: str, refusal: BudgetRefusal, tokens: int) -> ProblemError:
+    limit = refusal.limit if refusal.metric == "usd" else int(refusal.limit)
+    used = round(refusal.used, 6) if refusal.metric == "usd" else int(refusal.used)
+    period = "daily" if refusal.period == "day" else "monthly"
+    budget = f"The {period} {refusal.metric} budget of tenant {tenant_id}"
+    facts = {"period": refusal.period, "metric": refusal.metric, "limit": limit, "used": used}
+    headers = {"Retry-After": str(refusal.retry_after_s)}
+    if refusal.in_flight:
+        # Not spent: held by requests still running, which give back what they do not use. A 429
+        # (not 402, which says "spent until the period ends") so clients retry it as they retry
+        # any 429 with Retry-After.
+        return ProblemError(
+            429,
+            f"{budget} is held by requests in flight: {used} of {limit} used, {refusal.reserved} "
+            f"reserved until they finish, {tokens} asked for by this request; retry in "
+            f"{refusal.retry_after_s} s.",
+            slug="budget-reserved",
+            headers=headers,
+            extensions={**facts, "reserved": refusal.reserved, "requested": tokens},
+        )
+    return ProblemError(
+        402,
+        f"{budget} is spent ({used} of {limit}).",
+        slug="budget-exceeded",
+        headers=headers,
+        extensions=facts,
+    )
 
 
 def _budget_headers(reservation: Reservation, usage: dict[str, Any] | None) -> dict[str, str]:

@@ -21,7 +21,7 @@ from rae_common.contracts.graph import (
     StatsOut,
     SubgraphOut,
 )
-from rae_gateway.api.budget import BudgetDep, guarded_forward
+from rae_gateway.api.budget import BUDGET_HELD, BudgetDep, guarded_forward
 from rae_gateway.api.models import problems
 from rae_gateway.api.proxy import forward
 from rae_gateway.api.security import DOCUMENTED_CREDENTIALS, require_scope
@@ -129,7 +129,7 @@ async def stats(request: Request, state: StateDep, principal: GraphReadDep) -> R
     "/graph/extract",
     tags=["graph"],
     response_model=ExtractResult,
-    responses=problems(402, 413),
+    responses={**problems(402, 413), **BUDGET_HELD},
     summary="Extract entities and relations from text, optionally storing them (budget-guarded).",
 )
 async def extract(

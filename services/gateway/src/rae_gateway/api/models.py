@@ -44,7 +44,8 @@ _PROBLEM_DESCRIPTIONS = {
     413: "The request body is larger than MAX_BODY_BYTES.",
     415: "The request body has a media type this route does not take.",
     422: "The request is not valid (`errors[].loc/msg/type`).",
-    429: "A rate limit is exhausted (`limit_name`, `Retry-After`, `X-RateLimit-*`).",
+    429: "A rate limit is exhausted (`limit_name`, `Retry-After`, `X-RateLimit-*`); on budget-guarded "
+    "routes also `budget-reserved`: the budget is held by requests in flight (short `Retry-After`).",
     503: "The service behind the route is unavailable.",
 }
 

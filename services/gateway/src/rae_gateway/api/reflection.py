@@ -22,7 +22,7 @@ from rae_common.contracts.reflection import (
     TriggerAccepted,
     TriggerRequest,
 )
-from rae_gateway.api.budget import guarded_forward
+from rae_gateway.api.budget import BUDGET_HELD, guarded_forward
 from rae_gateway.api.models import problems
 from rae_gateway.api.proxy import forward
 from rae_gateway.api.security import DOCUMENTED_CREDENTIALS, require_scope
@@ -51,7 +51,7 @@ async def list_reflections(
     tags=["reflections"],
     status_code=202,
     response_model=TriggerAccepted,
-    responses=problems(402),
+    responses={**problems(402), **BUDGET_HELD},
     summary="Ask for reflection on the memories since the last one (budget-guarded).",
 )
 async def trigger_reflection(

@@ -8,7 +8,10 @@ The state has three parts, each a lower bound of what the tenant really spent:
   `max_tokens`) before it is forwarded, and gives it back when its answer arrives.
 
 A request starts only while `max(cost view, gateway count) + other requests' reservations` is
-below every token limit, and while recorded spend is below every USD limit. So calls through the
+below every token limit, and while recorded spend is below every USD limit. A refusal says which
+of two things happened: the budget is spent (retry when its period ends), or it is only held by
+the reservations of requests in flight (retry in a few seconds: they give back what they do not
+use when they finish). So calls through the
 gateway overshoot a token limit by at most ONE request's reservation (the last one admitted), and
 a USD limit by at most the cost of the requests in flight when it was reached (the gateway knows
 no prices). Usage the gateway does not see (services calling ml themselves) counts once the cost
@@ -88,6 +91,13 @@ class BudgetRefusal:
     limit: float
     used: float
     retry_after_s: int
+    # Tokens other requests in flight hold: > 0 when they, not spent usage, fill the budget.
+    reserved: int = 0
+
+    @property
+    def in_flight(self) -> bool:
+        """The budget is not spent, only reserved by requests that have not finished yet."""
+        return self.reserved > 0 and self.used < self.limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,20 +114,34 @@ def admit(
     spent: Mapping[str, tuple[int, float]],
     reserved_by_others: int,
     now: datetime,
+    in_flight_retry_s: int = 2,
 ) -> Admission:
-    """Whether a request may start. `spent` = the gateway's own (tokens, usd) per period name."""
+    """Whether a request may start. `spent` = the gateway's own (tokens, usd) per period name.
+
+    A spent limit (of any period) wins over one only held by reservations, whose refusal says
+    `retry in in_flight_retry_s` instead of at the period's end."""
     remaining_tokens: int | None = None
     remaining_usd: float | None = None
+    held: BudgetRefusal | None = None
     for name, period in snapshot.periods.items():
         own_tokens, own_usd = spent.get(name, (0, 0.0))
         tokens = max(period.tokens, own_tokens)
         usd = max(period.usd, own_usd)
         retry = max(1, math.ceil((period.end - now).total_seconds()))
         if period.limit_tokens is not None:
-            committed = tokens + reserved_by_others
-            if committed >= period.limit_tokens:
+            if tokens >= period.limit_tokens:
                 return Admission(BudgetRefusal(name, "tokens", period.limit_tokens, tokens, retry), 0, None)
-            left = period.limit_tokens - committed
+            committed = tokens + reserved_by_others
+            if committed >= period.limit_tokens and held is None:
+                held = BudgetRefusal(
+                    name,
+                    "tokens",
+                    period.limit_tokens,
+                    tokens,
+                    min(retry, in_flight_retry_s),
+                    reserved=reserved_by_others,
+                )
+            left = max(0, period.limit_tokens - committed)
             remaining_tokens = left if remaining_tokens is None else min(remaining_tokens, left)
         if period.limit_usd is not None:
             if usd >= period.limit_usd:
@@ -131,4 +155,4 @@ def admit(
         limit = (period.limit_tokens if metric == "tokens" else period.limit_usd) or 0
         used = period.tokens if metric == "tokens" else period.usd
         return Admission(BudgetRefusal(name, metric, limit, used, retry), remaining_tokens, remaining_usd)
-    return Admission(None, remaining_tokens, remaining_usd)
+    return Admission(held, remaining_tokens, remaining_usd)
