@@ -89,11 +89,12 @@ class MlClient:
         self.http = http
         self.url = ml_url.rstrip("/") + "/v1/ml/embed/evict"
 
-    async def evict_embeddings(self, tenant_id: str, texts: Sequence[str]) -> int:
-        """Evict the cached embeddings of these texts (every model's); how many there were."""
+    async def evict_embeddings(self, tenant_id: str, digests: Sequence[str]) -> int:
+        """Evict the cached embeddings (every model's) of the texts of these digests
+        (`text_digest`); how many there were."""
         evicted = 0
-        for n in range(0, len(texts), MAX_TEXTS):
-            body = EvictEmbeddings(texts=list(texts[n : n + MAX_TEXTS]))
+        for n in range(0, len(digests), MAX_TEXTS):
+            body = EvictEmbeddings(digests=list(digests[n : n + MAX_TEXTS]))
             answer = await _post(self.http, "ml", self.url, tenant_id, body, EmbeddingsEvicted)
             evicted += answer.evicted
         return evicted

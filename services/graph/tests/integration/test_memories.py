@@ -95,6 +95,37 @@ async def test_deleting_a_memory_prunes_what_only_it_supported(
     assert by_memory[(first, 1)].nodes_pruned == 1  # type: ignore[attr-defined]
 
 
+async def test_an_erasure_prunes_at_once_and_its_event_finds_nothing_left(
+    graph: httpx.AsyncClient, memories: httpx.AsyncClient, tenant: dict[str, str], bootstrap: str
+) -> None:
+    first = await remember(memories, tenant, "Erin Blake works at Birch Labs. Erin Blake lives in Oslo.")
+    second = await remember(memories, tenant, "Erin Blake lives in Oslo and likes black tea.")
+    await merged(graph, tenant, first)
+    await merged(graph, tenant, second)
+    other = {"X-Tenant-ID": "t-elsewhere"}
+    nothing = await call(graph, "POST", "/v1/graph/forget", other, json={"memory_ids": [first]})
+    assert nothing == {"edges_pruned": 0, "nodes_pruned": 0}
+
+    # What the erasure asks before it deletes the memory: the edge only it supported and the
+    # entity left with nothing go now; the edge the other memory states too keeps that one.
+    forgotten = await call(graph, "POST", "/v1/graph/forget", tenant, json={"memory_ids": [first]})
+    assert forgotten == {"edges_pruned": 1, "nodes_pruned": 1}
+    assert await edges_of(graph, tenant, first) == []
+    edges = (await call(graph, "GET", "/v1/graph/edges", tenant))["items"]
+    assert sorted((e["relation"], tuple(e["memory_ids"])) for e in edges) == [
+        ("LIKES", (second,)),
+        ("LIVES_IN", (second,)),
+    ]
+    names = {n["name"] for n in (await call(graph, "GET", "/v1/graph/nodes", tenant))["items"]}
+    assert names == {"Erin Blake", "Oslo", "black tea"}
+
+    # The memory.deleted that follows prunes nothing more (announced with zero counts).
+    await call(memories, "DELETE", f"/v1/memories/{first}", tenant, 204)
+    updates = await events_of(bootstrap, TOPIC_GRAPH, tenant["X-Tenant-ID"], 4)
+    assert [(u.data.edges_pruned, u.data.nodes_pruned) for u in updates[2:]] == [(1, 1), (0, 0)]  # type: ignore[attr-defined]
+    assert (await call(graph, "GET", "/v1/graph/edges", tenant))["items"] == edges
+
+
 async def test_a_newer_memory_closes_the_old_fact_and_its_deletion_reopens_it(
     graph: httpx.AsyncClient, memories: httpx.AsyncClient, tenant: dict[str, str]
 ) -> None:

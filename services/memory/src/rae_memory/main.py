@@ -89,6 +89,9 @@ async def _sweep_forever(service: MemoryService, interval_s: float) -> None:
         try:
             while await service.sweep_expired():
                 pass
+            # Cached embeddings an erasure could not evict (ml was away) are evicted now.
+            while await service.retry_evictions():
+                pass
         except Exception:
             _log.warning("expiry sweep failed; retrying", exc_info=True)
         await asyncio.sleep(interval_s)

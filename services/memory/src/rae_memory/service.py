@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 
 from rae_common.clients import ServiceCallFailed
+from rae_common.contracts.erasure import text_digest
 from rae_common.contracts.memory import (
     BatchResult,
     EraseResult,
@@ -325,9 +326,11 @@ class MemoryService:
         reflections citing them (in the reflection service and as reflective memories), the
         graph's provenance, the cached embeddings of their texts. One audit row counts it all.
 
-        The other services are asked first, so what they remove is counted here and not by the
-        event handlers; memory's own part is one transaction with its `memory.deleted` events, so
-        a service that did not answer (`pending`) still forgets, from those events."""
+        Reflection and graph are asked first, so what they remove is counted here and not by
+        their event handlers; memory's own part is one transaction with its `memory.deleted`
+        events and the digests of the texts whose cached embeddings go, so a service that did not
+        answer (`pending`) still forgets: reflection and graph from those events, ml's cache from
+        `retry_evictions`."""
         erasure_id = uuid.uuid4()
         async with tenant_tx(self.pool, tenant_id) as conn:
             ids = await self.repo.subject_ids(conn, tenant_id, subject)
@@ -361,31 +364,62 @@ class MemoryService:
                 "graph_edges": graph_edges,
                 "graph_entities": graph_entities,
             }
-            record = {
-                "subject_digest": subject_digest(self.downstream.audit_key, tenant_id, subject),
-                "actor": actor,
-            }
+            # The cached embeddings' eviction is recorded before it is tried: if it fails, or this
+            # process stops first, `retry_evictions` finishes it from these digests.
+            digests = sorted({text_digest(r["content"]) for r in rows})
             await self.repo.record_erasure(
-                conn, tenant_id, erasure_id, **record, counts=counts, pending=["ml"], completed=False
+                conn,
+                tenant_id,
+                erasure_id,
+                subject_digest=subject_digest(self.downstream.audit_key, tenant_id, subject),
+                actor=actor,
+                counts=counts,
+                pending=[*pending, "ml"] if digests else pending,
             )
+            await self.repo.add_pending_evictions(conn, tenant_id, erasure_id, digests)
         if rows:
             self.wake_relay()
         await self.vectors.delete(tenant_id, erased_ids)
-        if rows:
-            try:
-                counts["cache_entries"] = await self.downstream.ml.evict_embeddings(
-                    tenant_id, sorted({r["content"] for r in rows})
-                )
-            except ServiceCallFailed as exc:
-                _log.warning("erasure %s: %s; cached embeddings expire with their TTL", erasure_id, exc)
-                pending.append("ml")
+        evicted = await self._evict(tenant_id, erasure_id, digests) if digests else 0
+        if evicted is None:
+            pending.append("ml")
         async with tenant_tx(self.pool, tenant_id) as conn:
-            await self.repo.record_erasure(
-                conn, tenant_id, erasure_id, **record, counts=counts, pending=pending, completed=True
-            )
+            await self.repo.finish_erasure(conn, tenant_id, erasure_id)
         return EraseResult(
-            subject=subject, deleted=len(rows), **counts, pending=pending, erasure_id=erasure_id
+            subject=subject,
+            deleted=len(rows),
+            **counts,
+            cache_entries=evicted or 0,
+            pending=pending,
+            erasure_id=erasure_id,
         ).model_dump(mode="json")
+
+    async def _evict(self, tenant_id: str, erasure_id: uuid.UUID, digests: list[str]) -> int | None:
+        """Evict the erased texts' cached embeddings and settle them; None when ml did not answer
+        (the digests stay pending for `retry_evictions`)."""
+        try:
+            evicted = await self.downstream.ml.evict_embeddings(tenant_id, digests)
+        except ServiceCallFailed as exc:
+            _log.warning("erasure %s: %s; the eviction is retried", erasure_id, exc)
+            return None
+        async with tenant_tx(self.pool, tenant_id) as conn:
+            await self.repo.settle_evictions(conn, tenant_id, erasure_id, digests, evicted)
+        return evicted
+
+    async def retry_evictions(self, limit: int = 1000) -> int:
+        """Evict the cached embeddings earlier erasures could not (ml did not answer then); the
+        number of digests settled. Stops at the first failure: ml is still away."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await self.repo.pending_evictions(conn, limit)
+        by_erasure: dict[tuple[str, uuid.UUID], list[str]] = {}
+        for row in rows:
+            by_erasure.setdefault((row["tenant_id"], row["erasure_id"]), []).append(row["digest"])
+        settled = 0
+        for (tenant_id, erasure_id), digests in by_erasure.items():
+            if await self._evict(tenant_id, erasure_id, digests) is None:
+                break
+            settled += len(digests)
+        return settled
 
     async def sweep_expired(self) -> int:
         async with self.pool.acquire() as conn, conn.transaction():

@@ -12,9 +12,9 @@ import httpx
 import numpy as np
 import pytest
 
-from rae_common.testing import read_topic
+from rae_common.testing import read_topic, serve_app
 from rae_memory.adapters.sql import register_vector_codec
-from rae_memory.main import MemorySettings
+from rae_memory.main import MemorySettings, create_app
 
 
 def other_tenant() -> dict[str, str]:
@@ -237,6 +237,48 @@ async def test_erase_subject_reaches_rows_search_and_events(
             if doc["tenant_id"] == tenant["X-Tenant-ID"] and doc["type"] == "memory.deleted"
         ]
     assert reasons == ["erased"] * 3
+
+
+async def test_an_erasure_while_ml_is_away_evicts_the_cached_embeddings_later(
+    client: httpx.AsyncClient, tenant, memory_settings: MemorySettings, ml_url: str
+) -> None:
+    texts = [f"Frank's locker code is {n}{uuid.uuid4().hex[:6]}" for n in range(3)]
+    for text in texts:
+        await create(client, tenant, content=text, subject="frank")
+    async with httpx.AsyncClient(base_url=ml_url) as ml:
+
+        async def cached() -> int:
+            response = await ml.post("/v1/ml/embed", json={"texts": texts}, headers=tenant)
+            assert response.status_code == 200, response.text
+            return int(response.json()["cached"])
+
+        assert await cached() == 3
+        away = create_app(memory_settings.model_copy(update={"ml_url": "http://127.0.0.1:9"}))
+        async with serve_app(away) as without_ml:
+            erased = await without_ml.delete("/v1/memories", params={"subject": "frank"}, headers=tenant)
+        answer = erased.json()
+        assert erased.status_code == 200, answer
+        assert (answer["memories"], answer["cache_entries"], answer["pending"][-1]) == (3, 0, "ml")
+
+        async def audit() -> tuple[int, list[str], int]:
+            conn = await asyncpg.connect(memory_settings.database_url)
+            try:
+                async with conn.transaction():
+                    await conn.execute("SELECT set_config('rae.tenant_id', $1, true)", tenant["X-Tenant-ID"])
+                    row = await conn.fetchrow("SELECT cache_entries, pending FROM memory.erasures")
+                    left = await conn.fetchval("SELECT count(*) FROM memory.pending_evictions")
+            finally:
+                await conn.close()
+            assert row is not None
+            return row["cache_entries"], list(row["pending"]), left
+
+        assert await audit() == (0, answer["pending"], 3)
+        # Once ml answers again, the memory service's retry (run by its expiry sweep) evicts them.
+        back = create_app(memory_settings)
+        async with serve_app(back):
+            assert await back.state.rae.get("service").retry_evictions() >= 3
+        assert await audit() == (3, [p for p in answer["pending"] if p != "ml"], 0)
+        assert await cached() == 0
 
 
 async def test_batch_stores_all_in_one_go_and_reports_duplicates(client: httpx.AsyncClient, tenant) -> None:

@@ -21,6 +21,7 @@ from rae_ml.domain.embeddings import (
     VectorCache,
     batched,
     cache_key,
+    digest_cache_key,
 )
 from rae_ml.domain.extractive import TokenCounter
 
@@ -190,10 +191,11 @@ class EmbeddingService:
             estimated=estimated,
         )
 
-    async def evict(self, texts: Sequence[str]) -> int:
-        """Forget the cached vectors of `texts`, by every model offered (an erasure of the memories
-        they were); how many there were. Raises CacheUnavailable: then nothing is known removed."""
-        keys = sorted({cache_key(info.name, text) for info in self.infos for text in texts})
+    async def evict(self, digests: Sequence[str]) -> int:
+        """Forget the cached vectors, by every model offered, of the texts whose UTF-8 SHA-256
+        (hex) are `digests` (an erasure of the memories they were); how many there were.
+        Raises CacheUnavailable: then nothing is known removed."""
+        keys = sorted({digest_cache_key(info.name, d) for info in self.infos for d in digests})
         return await self.cache.delete_many(keys)
 
     async def _encode_remote(

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 import redis.asyncio as aioredis
 
+from rae_common.contracts.erasure import text_digest
 from rae_common.contracts.ml import vectors_from_base64
 from rae_common.testing import serve_app, settings_from_env
 from rae_ml.adapters.sentence_transformer import MINILM
@@ -118,6 +119,26 @@ async def test_second_call_is_served_from_the_cache(client: httpx.AsyncClient, r
     assert stored is not None and len(stored) == 384 * 4
     ttl = await redis.ttl(key)
     assert 0 < ttl <= MLSettings().embedding_cache_ttl_s
+
+
+async def test_an_erasure_evicts_the_cached_vectors_of_its_texts(
+    client: httpx.AsyncClient, redis: aioredis.Redis
+) -> None:
+    texts = unique("Lena is allergic to peanuts", "Lena lives in Hamburg", "Tomasz climbs")
+    await embed(client, texts)
+    digests = [text_digest(t) for t in texts[:2]]
+    evicted = await client.post("/v1/ml/embed/evict", json={"digests": digests}, headers=TENANT)
+    assert evicted.status_code == 200, evicted.text
+    assert evicted.json() == {"evicted": 2}
+    assert await redis.get(cache_key("all-MiniLM-L6-v2", texts[0])) is None
+    assert (await embed(client, texts))["cached"] == 1
+    again = await client.post(
+        "/v1/ml/embed/evict", json={"digests": [text_digest("never seen")]}, headers=TENANT
+    )
+    assert again.json() == {"evicted": 0}
+    for bad in ([], ["not a digest"], [texts[0]]):
+        refused = await client.post("/v1/ml/embed/evict", json={"digests": bad}, headers=TENANT)
+        assert refused.status_code == 422, bad
 
 
 async def test_order_is_kept_with_hits_and_misses_mixed(

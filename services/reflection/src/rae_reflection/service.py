@@ -26,9 +26,11 @@ from rae_reflection.adapters.repository import SCHEMA, NewReflection
 from rae_reflection.domain.clustering import GroupLimits, cluster, group_key
 from rae_reflection.domain.prompt import PROMPT_VERSION, reflection_messages
 
-__all__ = ["CONSUMER", "MANUAL_RULE_ID", "ReflectionService", "Tuning"]
+__all__ = ["CONSUMER", "ERASED", "MANUAL_RULE_ID", "ReflectionService", "Tuning"]
 
 CONSUMER = "reflection"
+# The `reason` of a `memory.deleted` that an erasure of a subject emitted.
+ERASED = "erased"
 # `reflection.requested` names the rule that fired; a manual trigger is no rule.
 MANUAL_RULE_ID = uuid.UUID(int=0)
 _SOURCE_LAYERS = [layer.value for layer in Layer if layer is not Layer.REFLECTIVE]
@@ -185,8 +187,8 @@ class ReflectionService:
         async with tenant_tx(self.pool, tenant_id) as conn:
             return await repo.forget(conn, tenant_id, memory_ids)
 
-    async def on_memory_deleted(self, envelope: Envelope, deleted: MemoryDeleted) -> None:
-        """A memory is gone, so are the reflections citing it, here and as reflective memories.
+    async def on_memory_erased(self, envelope: Envelope, deleted: MemoryDeleted) -> None:
+        """An erased memory takes the reflections citing it along, here and as reflective memories.
 
         Once per event (inbox). The reflective memories are deleted before the rows' deletion
         commits, so a failure leaves the rows to find again on redelivery; a memory already gone

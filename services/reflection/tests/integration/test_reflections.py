@@ -10,8 +10,10 @@ import asyncpg
 import httpx
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from rae_common.events import TOPIC_REFLECTION, Envelope, ReflectionRequested
+from rae_common.events import TOPIC_MEMORY, TOPIC_REFLECTION, Envelope, MemoryDeleted, ReflectionRequested
+from rae_common.messaging import ConsumedRecord
 from rae_common.testing import eventually
+from rae_reflection.consumers import request_handler
 from rae_reflection.main import ReflectionSettings
 from rae_reflection.service import ReflectionService
 
@@ -225,6 +227,76 @@ async def test_bad_requests_are_problems(client: httpx.AsyncClient, tenant: dict
     assert (
         await client.post("/v1/reflections/trigger", json={"bogus": 1}, headers=tenant)
     ).status_code == 422
+
+
+# --- erasure (issue #16, finding 7): reflections go with the memories they were written from
+
+
+def deleted(tenant: dict[str, str], memory_id: str, reason: str) -> Envelope:
+    return Envelope(
+        type="memory.deleted",
+        tenant_id=tenant["X-Tenant-ID"],
+        producer="memory",
+        idempotency_key=f"memory.deleted:{memory_id}",
+        data=MemoryDeleted(memory_id=uuid.UUID(memory_id), layer="episodic", reason=reason),
+    )
+
+
+RECORD = ConsumedRecord(topic=TOPIC_MEMORY, partition=0, offset=0, key=None, headers={})
+
+
+async def test_an_erased_source_takes_its_reflection_along_from_the_events(
+    service: ReflectionService, client: httpx.AsyncClient, memories: httpx.AsyncClient, tenant: dict[str, str]
+) -> None:
+    coffee = await remember(memories, tenant, *COFFEE)
+    hiking = await remember(memories, tenant, *HIKING)
+    envelope = request(tenant)
+    assert isinstance(envelope.data, ReflectionRequested)
+    made = await service.handle(envelope, envelope.data)
+    about_coffee = next(r["id"] for r in made if set(r["source_ids"]) == set(coffee))
+    about_hiking = next(r["id"] for r in made if set(r["source_ids"]) == set(hiking))
+    handle = request_handler(service)
+
+    # A source expiring (or deleted on its own) leaves the reflection: it consolidated the source.
+    await handle(deleted(tenant, hiking[0], "expired"), RECORD)
+    # The erasure ran while this service was away: its memory.deleted events arrive later (twice:
+    # delivery is at least once).
+    erased = deleted(tenant, coffee[0], "erased")
+    await handle(erased, RECORD)
+    await handle(erased, RECORD)
+
+    listed = page(await client.get("/v1/reflections", headers=tenant))["items"]
+    assert [r["id"] for r in listed] == [about_hiking]
+    assert [m["id"] for m in await reflective(memories, tenant)] == [about_hiking]
+    assert (await memories.get(f"/v1/memories/{about_coffee}", headers=tenant)).status_code == 404
+    assert (await client.get(f"/v1/reflections/{about_coffee}", headers=tenant)).status_code == 404
+
+
+async def test_forget_removes_the_reflections_citing_the_memories_of_its_tenant_only(
+    service: ReflectionService, client: httpx.AsyncClient, memories: httpx.AsyncClient, tenant: dict[str, str]
+) -> None:
+    coffee = await remember(memories, tenant, *COFFEE)
+    hiking = await remember(memories, tenant, *HIKING)
+    envelope = request(tenant)
+    assert isinstance(envelope.data, ReflectionRequested)
+    made = await service.handle(envelope, envelope.data)
+    about_hiking = next(r["id"] for r in made if set(r["source_ids"]) == set(hiking))
+
+    other = {"X-Tenant-ID": f"t-{uuid.uuid4().hex[:8]}"}
+    elsewhere = await client.post("/v1/reflections/forget", json={"memory_ids": hiking}, headers=other)
+    assert elsewhere.status_code == 200 and elsewhere.json() == {"reflection_ids": []}
+
+    forgotten = await client.post("/v1/reflections/forget", json={"memory_ids": [hiking[1]]}, headers=tenant)
+    assert forgotten.status_code == 200, forgotten.text
+    assert forgotten.json() == {"reflection_ids": [about_hiking]}
+    listed = page(await client.get("/v1/reflections", headers=tenant))["items"]
+    assert [set(r["source_ids"]) for r in listed] == [set(coffee)]
+    again = await client.post("/v1/reflections/forget", json={"memory_ids": [hiking[1]]}, headers=tenant)
+    assert again.json() == {"reflection_ids": []}
+
+    empty = await client.post("/v1/reflections/forget", json={"memory_ids": []}, headers=tenant)
+    assert empty.status_code == 422
+    assert empty.headers["content-type"] == "application/problem+json"
 
 
 def page(response: httpx.Response) -> dict[str, Any]:

@@ -3,7 +3,9 @@ subject is erased, and what each answers. Not exposed by the gateway."""
 
 from __future__ import annotations
 
+import hashlib
 import uuid
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,6 +19,8 @@ __all__ = [
     "ForgetMemories",
     "GraphForgotten",
     "ReflectionsForgotten",
+    "TextDigest",
+    "text_digest",
 ]
 
 # Who asked for an erasure (the credential's subject), set by the gateway on the erase request
@@ -47,8 +51,17 @@ class GraphForgotten(BaseModel):
     nodes_pruned: int = Field(description="Entities left with neither memories nor edges.")
 
 
+# SHA-256 (hex) of a text's UTF-8 bytes: how the ml service keys its embedding cache, so an
+# erasure can evict a text's vectors without sending (or keeping) the text.
+TextDigest = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
+def text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 class EvictEmbeddings(_Strict):
-    texts: list[str] = Field(min_length=1, max_length=MAX_TEXTS)
+    digests: list[TextDigest] = Field(min_length=1, max_length=MAX_TEXTS)
 
 
 class EmbeddingsEvicted(BaseModel):

@@ -305,17 +305,12 @@ class MemoryRepository:
         actor: str | None,
         counts: dict[str, int],
         pending: Sequence[str],
-        completed: bool,
     ) -> None:
-        """Insert or update the erasure's audit row (counts by kind, never content)."""
+        """The erasure's audit row: counts by kind, never content."""
         await conn.execute(
             f"""INSERT INTO {SCHEMA}.erasures (id, tenant_id, subject_digest, actor, memories, documents,
-                    reflections, graph_entities, graph_edges, cache_entries, pending, completed_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, CASE WHEN $12 THEN now() END)
-                ON CONFLICT (id) DO UPDATE SET memories = EXCLUDED.memories, documents = EXCLUDED.documents,
-                    reflections = EXCLUDED.reflections, graph_entities = EXCLUDED.graph_entities,
-                    graph_edges = EXCLUDED.graph_edges, cache_entries = EXCLUDED.cache_entries,
-                    pending = EXCLUDED.pending, completed_at = EXCLUDED.completed_at""",
+                    reflections, graph_entities, graph_edges, cache_entries, pending)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)""",
             erasure_id,
             tenant_id,
             subject_digest,
@@ -327,8 +322,61 @@ class MemoryRepository:
             counts.get("graph_edges", 0),
             counts.get("cache_entries", 0),
             list(pending),
-            completed,
         )
+
+    async def finish_erasure(self, conn: asyncpg.Connection, tenant_id: str, erasure_id: uuid.UUID) -> None:
+        await conn.execute(
+            f"UPDATE {SCHEMA}.erasures SET completed_at = now() WHERE tenant_id = $1 AND id = $2",
+            tenant_id,
+            erasure_id,
+        )
+
+    async def add_pending_evictions(
+        self, conn: asyncpg.Connection, tenant_id: str, erasure_id: uuid.UUID, digests: Sequence[str]
+    ) -> None:
+        await conn.execute(
+            f"""INSERT INTO {SCHEMA}.pending_evictions (erasure_id, tenant_id, digest)
+                SELECT $1, $2, d FROM unnest($3::text[]) AS d ON CONFLICT DO NOTHING""",
+            erasure_id,
+            tenant_id,
+            list(digests),
+        )
+
+    async def settle_evictions(
+        self,
+        conn: asyncpg.Connection,
+        tenant_id: str,
+        erasure_id: uuid.UUID,
+        digests: Sequence[str],
+        evicted: int,
+    ) -> None:
+        """The ml service evicted `digests` (`evicted` entries): forget them, count them, and take
+        ml off the erasure's pending list once nothing of it is left."""
+        await conn.execute(
+            f"""DELETE FROM {SCHEMA}.pending_evictions
+                WHERE tenant_id = $1 AND erasure_id = $2 AND digest = ANY($3::text[])""",
+            tenant_id,
+            erasure_id,
+            list(digests),
+        )
+        await conn.execute(
+            f"""UPDATE {SCHEMA}.erasures SET cache_entries = cache_entries + $3,
+                    pending = CASE WHEN EXISTS (
+                        SELECT 1 FROM {SCHEMA}.pending_evictions WHERE tenant_id = $1 AND erasure_id = $2)
+                        THEN pending ELSE array_remove(pending, 'ml') END
+                WHERE tenant_id = $1 AND id = $2""",
+            tenant_id,
+            erasure_id,
+            evicted,
+        )
+
+    async def pending_evictions(self, conn: asyncpg.Connection, limit: int) -> list[dict[str, Any]]:
+        """Every tenant's evictions still to do (the caller's transaction declares the retry)."""
+        await conn.execute("SELECT set_config('rae.sweep', 'evictions', true)")
+        rows = await conn.fetch(
+            f"SELECT erasure_id, tenant_id, digest FROM {SCHEMA}.pending_evictions LIMIT $1", limit
+        )
+        return [dict(r) for r in rows]
 
     async def lexical(
         self,

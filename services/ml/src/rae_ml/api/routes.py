@@ -149,15 +149,15 @@ async def embed(
 @router.post(
     "/embed/evict",
     response_model=EmbeddingsEvicted,
-    summary="Evict the cached embeddings of texts (internal: called by erasures).",
+    summary="Evict the cached embeddings of texts, by digest (internal: called by erasures).",
     responses={
         503: {"description": "`cache-unavailable`: the cache did not answer; nothing is known evicted."}
     },
 )
 async def evict(body: EvictEmbeddings, embeddings: EmbeddingsDep) -> dict[str, Any]:
-    """Remove every model's cached vector of each text."""
+    """Remove every model's cached vector of each text (named by its UTF-8 SHA-256)."""
     try:
-        return {"evicted": await embeddings.evict(body.texts)}
+        return {"evicted": await embeddings.evict(body.digests)}
     except CacheUnavailable as exc:
         raise ProblemError(503, "The embedding cache is unavailable.", slug="cache-unavailable") from exc
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
+
+from rae_common.contracts.erasure import text_digest
 
 __all__ = [
     "CACHE_KEY_PREFIX",
@@ -19,6 +20,7 @@ __all__ = [
     "VectorCache",
     "batched",
     "cache_key",
+    "digest_cache_key",
 ]
 
 CACHE_KEY_PREFIX = "rae:emb:v1"
@@ -157,7 +159,11 @@ class ModelRegistry:
 
 def cache_key(model: str, text: str) -> str:
     """Content-addressed: the same text embedded by the same model is computed once."""
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return digest_cache_key(model, text_digest(text))
+
+
+def digest_cache_key(model: str, digest: str) -> str:
+    """The cache key of the text whose `text_digest` (the erasure contract's) is `digest`."""
     return f"{CACHE_KEY_PREFIX}:{model}:{digest}"
 
 
