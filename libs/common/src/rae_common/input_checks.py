@@ -12,7 +12,8 @@ instead of a 500 from the database driver.
   "Input should be a valid dictionary" a route would answer for bytes it never parsed.
 
 A JSON body is walked only when its bytes hold something to find (an escaped NUL or surrogate, or
-a `NaN`/`Infinity` token), so well-formed requests pay one scan of the bytes they already carry.
+a `NaN`/`Infinity` token), so well-formed requests pay a few scans of the bytes they carry (less
+than the JSON parse of the same body).
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ __all__ = ["CHECK_INPUT", "check_input", "text_errors"]
 
 _PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
-# What json.loads turns into a NUL, a lone surrogate (a pair becomes one code point) or a
-# non-finite float: when none of these occurs in the bytes, nothing below can be found.
-_SUSPECT_JSON = re.compile(rb"\\u0000|\\u[dD][89a-fA-F]|NaN|Infinity")
+# The escapes json.loads turns into a NUL or a lone surrogate (a pair becomes one code point), and
+# the tokens it turns into non-finite floats: when none occurs in the bytes, nothing can be found.
+# Searched apart: a literal prefix lets `re` skip ahead, an alternation of all four does not
+# (measured on a 0.7 MB batch body: 2 ms for the three scans, 34 ms for one alternation of all
+# four, 10 ms for the JSON parse itself).
+_SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
+_NON_FINITE_TOKENS = (b"NaN", b"Infinity")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 Loc = tuple[str | int, ...]
@@ -80,7 +85,7 @@ def text_errors(values: Mapping[str, Any], *loc: str) -> list[dict[str, Any]]:
 
 
 def _json_errors(body: bytes) -> list[dict[str, Any]]:
-    if not _SUSPECT_JSON.search(body):
+    if not (_SUSPECT_ESCAPE.search(body) or any(token in body for token in _NON_FINITE_TOKENS)):
         return []
     try:
         parsed = json.loads(body)
