@@ -17,7 +17,7 @@ from rae_common.events import GraphUpdated, new_envelope
 from rae_common.outbox import add_to_outbox
 from rae_common.paging import decode_cursor, encode_cursor
 from rae_graph.adapters.clients import MemoryClient, MlClient
-from rae_graph.adapters.store import GraphStore, NewEdge, NewNode
+from rae_graph.adapters.store import GraphStore, NewEdge, NewNode, NodeExists
 from rae_graph.domain.entities import (
     JUDGE_SCHEMA,
     Candidate,
@@ -38,6 +38,7 @@ __all__ = ["GraphService", "Tuning", "UnknownMemory"]
 SCHEMA = "graph"
 PRODUCER = "graph"
 _LINKED_ENTITIES = 10
+_MERGE_ATTEMPTS = 3
 
 
 class UnknownMemory(Exception):
@@ -168,7 +169,26 @@ class GraphService:
         """Resolve the extraction's entities onto nodes and write its relations, bi-temporally.
 
         Every step is idempotent for a memory seen before (provenance lists are unions, an edge
-        already open is supported rather than repeated), so a redelivered event changes nothing."""
+        already open is supported rather than repeated), so a redelivered event changes nothing.
+        That makes a merge safe to run again when a concurrent one (the consumer beside an extract
+        call, two replicas) created one of its new entities first: the next run finds the node."""
+        attempts = _MERGE_ATTEMPTS
+        while True:
+            try:
+                return await self._merge_once(tenant_id, extraction, memory_id, valid_from, context)
+            except NodeExists:
+                attempts -= 1
+                if not attempts:
+                    raise
+
+    async def _merge_once(
+        self,
+        tenant_id: str,
+        extraction: ExtractResponse,
+        memory_id: str | None,
+        valid_from: str,
+        context: str,
+    ) -> Counts:
         now = timestamp()
         counts = Counts()
         memory_ids = [memory_id] if memory_id else []

@@ -17,7 +17,7 @@ import neo4j
 from rae_graph.domain.entities import Candidate, entity_keys
 from rae_graph.domain.model import EdgeRow, NodeRow
 
-__all__ = ["GraphStore", "NewEdge", "NewNode"]
+__all__ = ["GraphStore", "NewEdge", "NewNode", "NodeExists"]
 
 SCHEMA = (
     "CREATE CONSTRAINT rae_entity_id IF NOT EXISTS FOR (n:Entity) REQUIRE n.id IS UNIQUE",
@@ -33,6 +33,10 @@ n.created_at AS created_at, n.updated_at AS updated_at"
 _EDGE = "r.id AS id, a.id AS source_id, a.name AS source, r.relation AS relation, b.id AS target_id, \
 b.name AS target, r.confidence AS confidence, r.valid_from AS valid_from, r.valid_to AS valid_to, \
 r.created_at AS created_at, r.expired_at AS expired_at, r.memory_ids AS memory_ids"
+
+
+class NodeExists(Exception):
+    """Another writer created an entity with the same (tenant, type, key) first."""
 
 
 class NewNode:
@@ -148,21 +152,25 @@ class GraphStore:
         return [Candidate(r["id"], r["type"], list(r["embedding"])) for r in records]
 
     async def create_node(self, tenant_id: str, node: NewNode, now: str) -> None:
-        await self._run(
-            """CREATE (n:Entity {id: $id, tenant_id: $tenant, name: $name, type: $type, key: $key,
-                      keys: $keys, aliases: $aliases, embedding: $embedding, memory_ids: $memory_ids,
-                      created_at: $now, updated_at: $now})""",
-            id=node.id,
-            tenant=tenant_id,
-            name=node.name,
-            type=node.type,
-            key=node.key,
-            keys=node.keys,
-            aliases=node.aliases,
-            embedding=node.embedding,
-            memory_ids=node.memory_ids,
-            now=now,
-        )
+        """Raises `NodeExists` when a concurrent writer created the same entity first."""
+        try:
+            await self._run(
+                """CREATE (n:Entity {id: $id, tenant_id: $tenant, name: $name, type: $type, key: $key,
+                          keys: $keys, aliases: $aliases, embedding: $embedding, memory_ids: $memory_ids,
+                          created_at: $now, updated_at: $now})""",
+                id=node.id,
+                tenant=tenant_id,
+                name=node.name,
+                type=node.type,
+                key=node.key,
+                keys=node.keys,
+                aliases=node.aliases,
+                embedding=node.embedding,
+                memory_ids=node.memory_ids,
+                now=now,
+            )
+        except neo4j.exceptions.ConstraintError as exc:
+            raise NodeExists(node.key) from exc
 
     async def add_mention(
         self,
