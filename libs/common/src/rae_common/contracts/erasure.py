@@ -4,6 +4,7 @@ subject is erased, and what each answers. Not exposed by the gateway."""
 from __future__ import annotations
 
 import hashlib
+import urllib.parse
 import uuid
 from typing import Annotated
 
@@ -13,6 +14,7 @@ from rae_common.contracts.ml import MAX_TEXTS
 
 __all__ = [
     "ACTOR_HEADER",
+    "MAX_ACTOR_CHARS",
     "MAX_FORGET_IDS",
     "EmbeddingsEvicted",
     "EvictEmbeddings",
@@ -20,12 +22,26 @@ __all__ = [
     "GraphForgotten",
     "ReflectionsForgotten",
     "TextDigest",
+    "actor_from_header",
+    "actor_header",
     "text_digest",
 ]
 
 # Who asked for an erasure (the credential's subject), set by the gateway on the erase request
-# only; the gateway never passes a client's own value of it on.
+# only; the gateway never passes a client's own value of it on. Percent-encoded: a subject may
+# hold characters a header cannot.
 ACTOR_HEADER = "X-RAE-Actor"
+MAX_ACTOR_CHARS = 200
+
+
+def actor_header(subject: str) -> str:
+    return urllib.parse.quote(subject[:MAX_ACTOR_CHARS], safe="")
+
+
+def actor_from_header(value: str) -> str:
+    return urllib.parse.unquote(value)[:MAX_ACTOR_CHARS]
+
+
 MAX_FORGET_IDS = 1000
 
 

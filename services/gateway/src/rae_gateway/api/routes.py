@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response
 
 from rae_common.app import StateDep
 from rae_common.auth import Principal
-from rae_common.contracts.erasure import ACTOR_HEADER
+from rae_common.contracts.erasure import ACTOR_HEADER, actor_header
 from rae_common.contracts.events import EventPage
 from rae_common.contracts.memory import (
     BatchCreate,
@@ -140,7 +140,7 @@ async def erase_subject(
     principal: MemoriesWriteDep,
 ) -> Response:
     # The erasure's audit row names who asked: the credential's subject, never the client's word.
-    actor = {ACTOR_HEADER: principal.subject}
+    actor = {ACTOR_HEADER: actor_header(principal.subject)}
     return await forward(state, request, "memory", "/v1/memories", principal, extra_headers=actor)
 
 

@@ -15,7 +15,7 @@ from starlette.datastructures import UploadFile as StarletteUploadFile
 
 from rae_common.app import StateDep
 from rae_common.auth import TenantDep
-from rae_common.contracts.erasure import ACTOR_HEADER
+from rae_common.contracts.erasure import ACTOR_HEADER, actor_from_header
 from rae_common.contracts.memory import (
     BatchCreate,
     BatchResult,
@@ -187,10 +187,10 @@ async def erase_subject(
     tenant_id: TenantDep,
     service: ServiceDep,
     subject: Annotated[str, Query(min_length=1, max_length=200)],
-    actor: Annotated[str | None, Header(alias=ACTOR_HEADER, max_length=200, include_in_schema=False)] = None,
+    actor: Annotated[str | None, Header(alias=ACTOR_HEADER, include_in_schema=False)] = None,
 ) -> dict[str, Any]:
     """Erase the subject's memories and documents and what was derived from them; count it all."""
-    return await service.erase_subject(tenant_id, subject, actor)
+    return await service.erase_subject(tenant_id, subject, actor_from_header(actor) if actor else None)
 
 
 @router.get("/v1/memories/{memory_id}", response_model=MemoryOut, summary="Read one memory.")
