@@ -45,6 +45,23 @@ async def test_create_forwards_the_bytes_and_the_tenant_of_the_credential(
     assert response.headers["x-request-id"] == "req-123"
 
 
+async def test_an_erasure_names_its_actor_from_the_credential_only(
+    gateway: httpx.AsyncClient, upstream, bearer
+) -> None:
+    response = await gateway.delete(
+        "/v1/memories",
+        params={"subject": "lena"},
+        headers={**bearer(*WRITE, tenant="acme"), "X-RAE-Actor": "someone-else"},
+    )
+    assert response.status_code == 200
+    arrived = upstream.last()
+    assert (arrived.method, arrived.target) == ("DELETE", "/v1/memories?subject=lena")
+    assert arrived.headers["x-rae-actor"] == "agent"
+    # Only the erase route names the actor.
+    await gateway.get("/v1/memories", headers={**bearer(*READ), "X-RAE-Actor": "someone-else"})
+    assert "x-rae-actor" not in upstream.last().headers
+
+
 async def test_an_api_key_works_with_its_scopes_only(gateway: httpx.AsyncClient, upstream, admin) -> None:
     tenant_id = await admin.tenant()
     key = await admin.key(tenant_id, *READ)
