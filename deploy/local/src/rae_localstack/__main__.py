@@ -7,8 +7,17 @@ import shlex
 import sys
 import time
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
-from . import INFRA, StackError, add_stack_options, format_summary, format_table, stack_from_args
+from . import (
+    INFRA,
+    OUTBOX_SERVICES,
+    StackError,
+    add_stack_options,
+    format_summary,
+    format_table,
+    stack_from_args,
+)
 from ._exported import mark_own
 
 
@@ -35,7 +44,40 @@ def _parser() -> argparse.ArgumentParser:
         "The output also sets RAE_LOCALSTACK_EXPORTED, naming the values the stack chose itself: "
         "a stack started later from a shell that evaluated it does not take them for external servers."
     )
+    republish = sub.add_parser(
+        "republish",
+        parents=[common],
+        help="ask the services to publish again the outbox events of a time range (all kept by default)",
+    )
+    republish.add_argument("--since", type=_time, help="RFC 3339 time, inclusive (default: the oldest kept)")
+    republish.add_argument("--until", type=_time, help="RFC 3339 time, exclusive (default: now)")
+    republish.add_argument(
+        "--services",
+        type=_services,
+        default=OUTBOX_SERVICES,
+        help=f"comma-separated (default: {','.join(OUTBOX_SERVICES)})",
+    )
     return parser
+
+
+def _time(value: str) -> datetime:
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {value!r}") from exc
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _services(value: str) -> tuple[str, ...]:
+    names = tuple(dict.fromkeys(n.strip() for n in value.split(",") if n.strip()))
+    if not names or any(n not in OUTBOX_SERVICES for n in names):
+        raise argparse.ArgumentTypeError(f"the services with an outbox are {', '.join(OUTBOX_SERVICES)}")
+    return names
+
+
+def _republished_line(what: str, requeued: dict[str, int]) -> str:
+    counts = ", ".join(f"{name} {count}" for name, count in requeued.items()) or "nothing"
+    return f"{what}: {counts} (outbox events)\n"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -52,6 +94,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.infra_only:
                 statuses = [s for s in statuses if s.kind == "infra"]
             out.write(format_summary(stack, statuses))
+            if stack.republished:
+                out.write(_republished_line("the broker (re)started; published again", stack.republished))
             out.write(f"up in {time.monotonic() - started:.1f} s\n")
         elif args.command == "down":
             if args.services_only:
@@ -68,6 +112,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             values = mark_own(stack.infra_env() if args.infra_only else stack.service_env(), stack.env)
             prefix = "export " if args.export else ""
             out.writelines(f"{prefix}{key}={shlex.quote(value)}\n" for key, value in values.items())
+        elif args.command == "republish":
+            if args.since and args.until and args.since > args.until:
+                sys.stderr.write("rae_localstack republish: --since is after --until\n")
+                return 2
+            requeued, failed = stack.republish(args.services, args.since, args.until)
+            out.write(_republished_line("published again", requeued))
+            for name, why in failed.items():
+                sys.stderr.write(f"rae_localstack republish: {name}: {why}\n")
+            if failed:
+                return 1
     except StackError as exc:
         sys.stderr.write(f"rae_localstack {args.command}: {exc}\n")
         return 1

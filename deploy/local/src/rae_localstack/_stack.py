@@ -23,7 +23,7 @@ import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 from urllib.parse import urlsplit, urlunsplit
@@ -96,6 +96,13 @@ KAFKA_TOPICS: tuple[str, ...] = (
     "rae.dlq.v1",
 )
 KAFKA_PARTITIONS = 3
+
+#: The services that announce their changes through an outbox
+#: (rae_common.contracts.outbox.OUTBOX_SERVICES; this package runs without the suite's libraries).
+OUTBOX_SERVICES: tuple[str, ...] = ("memory", "ml", "graph", "reflection", "cost", "events")
+REPUBLISH_PATH = "/v1/outbox/republish"
+REPUBLISH_TIMEOUT_S = 60.0  # a service re-queues every event it kept in one statement
+REPUBLISH_MARGIN = timedelta(minutes=1)
 
 PG_ROLE = "rae"
 PG_PASSWORD = "rae"
@@ -194,6 +201,8 @@ class Stack:
                 raise ValueError(f"port offset {port_offset} puts {name} outside 1..65535")
         self._secrets_cache: dict[str, str] | None = None
         self._cancel = threading.Event()
+        #: Events each service queued again after this object (re)started the broker.
+        self.republished: dict[str, int] = {}
 
     # ------------------------------------------------------------------ layout
 
@@ -385,6 +394,7 @@ class Stack:
             if not todo:
                 return
             deadline = time.monotonic() + INFRA_TIMEOUT_S
+            launched = datetime.now(UTC)
             waiters: dict[str, Callable[[], None]] = {}
             errors: list[str] = []
             self._cancel.clear()
@@ -417,6 +427,13 @@ class Stack:
                 raise StackError(
                     f"starting infrastructure failed (stopped what this call started):\n\n{msgs}"
                 )
+            if "kafka" in todo:
+                # The broker keeps its log in memory: whatever it held before is gone, consumed or
+                # not. Every service publishes again what its outbox sent since the lost broker
+                # started; consumers handle an event once however often it comes. Services not
+                # running yet do it once `up_services` has them ready.
+                self._broker_restarted(launched)
+                self.republish_pending()
 
     def _launch_infra(self, component: str, deadline: float) -> Callable[[], None]:
         if component == "postgres":
@@ -591,6 +608,94 @@ class Stack:
 
         return lambda: self._wait("kafka", lambda: pid, check, deadline, offset)
 
+    # publishing again after a broker restart --------------------------------
+    #
+    # What a lost broker held that consumers had not read was published since that broker
+    # started: earlier events were read from an earlier broker, or published again into this one
+    # when it started (and so published since). Services publish again from that start (less a
+    # margin for a database clock that is not this machine's), or everything they kept when it is
+    # unknown.
+
+    @property
+    def _broker_started_file(self) -> Path:
+        return self.run_dir / "kafka.started"
+
+    @property
+    def _pending_republish_file(self) -> Path:
+        return self.run_dir / "outbox-republish-pending.json"
+
+    def _broker_restarted(self, started: datetime) -> None:
+        """Record the broker's start; every service with an outbox has to publish again."""
+        since: datetime | None = None
+        with contextlib.suppress(OSError, ValueError):
+            since = datetime.fromisoformat(self._broker_started_file.read_text().strip()) - REPUBLISH_MARGIN
+        self._broker_started_file.write_text(started.isoformat())
+        pending = self.pending_republish()
+        for name in OUTBOX_SERVICES:
+            # One that never published again after an earlier restart does so from then.
+            earlier = pending.get(name, since)
+            pending[name] = None if since is None or earlier is None else min(since, earlier)
+        self._write_pending_republish(pending)
+
+    def _write_pending_republish(self, pending: Mapping[str, datetime | None]) -> None:
+        path = self._pending_republish_file
+        if pending:
+            body = {name: since.isoformat() if since else None for name, since in sorted(pending.items())}
+            path.write_text(json.dumps(body))
+        else:
+            path.unlink(missing_ok=True)
+
+    def pending_republish(self) -> dict[str, datetime | None]:
+        """The services that have not published again since the broker last started, each with
+        the start of what it must publish again (None: all it kept)."""
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            loaded = json.loads(self._pending_republish_file.read_text())
+            return {
+                str(name): datetime.fromisoformat(since) if since else None
+                for name, since in loaded.items()
+                if name in OUTBOX_SERVICES
+            }
+        return {}
+
+    def republish_pending(self) -> dict[str, int]:
+        """Ask every pending service that answers to publish again; the others stay pending.
+        Answers the events each queued again (also added to `republished`)."""
+        pending = self.pending_republish()
+        requeued: dict[str, int] = {}
+        for name, since in pending.items():
+            done, _ = self.republish([name], since)
+            requeued.update(done)
+        self._write_pending_republish({n: s for n, s in pending.items() if n not in requeued})
+        self.republished.update(requeued)
+        return requeued
+
+    def republish(
+        self,
+        services: Sequence[str] = OUTBOX_SERVICES,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> tuple[dict[str, int], dict[str, str]]:
+        """Ask each of ``services`` (at this stack's ports) to publish again the events it
+        published from ``since`` to ``until`` (open: all it kept, up to now). Answers the events
+        queued again per service, and why the others could not."""
+        body = {
+            "since": since.isoformat() if since else None,
+            "until": until.isoformat() if until else None,
+        }
+        requeued: dict[str, int] = {}
+        failed: dict[str, str] = {}
+        with _probes.http_client(REPUBLISH_TIMEOUT_S) as client:
+            for name in services:
+                try:
+                    answer = client.post(self.service_url(name) + REPUBLISH_PATH, json=body)
+                    if answer.status_code == 200:
+                        requeued[name] = int(answer.json()["requeued"])
+                    else:
+                        failed[name] = f"answered {answer.status_code}"
+                except Exception as exc:  # not running, or not a RAE service: reported, not raised
+                    failed[name] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        return requeued, failed
+
     # arcadedb ---------------------------------------------------------------
 
     def _launch_arcadedb(self, deadline: float) -> Callable[[], None]:
@@ -718,6 +823,7 @@ class Stack:
             except BaseException:
                 self._stop(list(started))
                 raise
+            self.republish_pending()
 
     def _wait_services(self, started: Mapping[str, tuple[int, int]], deadline: float) -> None:
         pending = dict(started)

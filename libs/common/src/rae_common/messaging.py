@@ -3,6 +3,10 @@
 Delivery is at-least-once. The consumer commits a record's offset only after its handler
 succeeded (or the record was parked on the dead-letter topic), so a crash replays it; handlers
 get exactly-once effects through the inbox (`rae_common.inbox`).
+
+A broker that loses its log (the local broker keeps it in memory; a cluster can be rebuilt) is
+noticed by the consumer, which starts the new log over instead of waiting at offsets it no longer
+has; what the lost log held is re-published from the producers' outboxes (`rae_common.outbox`).
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -42,6 +46,60 @@ _log = logging.getLogger("rae.messaging")
 
 class BrokerUnavailable(Exception):
     """The broker could not be reached or did not acknowledge in time."""
+
+
+class _LogReplaced(Exception):
+    """A partition's log is shorter than it was: the broker lost it and started a new one."""
+
+
+class _Assignments(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka has no stubs
+    """Counts the times the group handed this member its partitions (across reconnections), and
+    starts them from the beginning of their logs when the broker has lost them.
+
+    A broker that lost the group's offsets (they live beside its log) has lost the logs too. It
+    shows when the partitions are handed out again (the broker forgot the member as well): one
+    this member committed has no offset any more. Then none of the group's offsets is trusted,
+    since one may have been committed, from records of the lost log, into the new one, where it
+    would skip what the new log holds below it."""
+
+    def __init__(self, group_id: str) -> None:
+        self.group_id = group_id
+        self.count = 0
+        self.consumer: AIOKafkaConsumer | None = None
+        self.from_the_start = False
+        self.committed: set[TopicPartition] = set()
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:  # noqa: ARG002
+        return None
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        self.count += 1
+        consumer = self.consumer
+        if consumer is None or not assigned:
+            return
+        if not self.from_the_start:
+            self.from_the_start = await self._offsets_lost(consumer, assigned)
+        if self.from_the_start:
+            await consumer.seek_to_beginning(*assigned)
+            self.from_the_start = False
+            self.committed.clear()
+
+    async def _offsets_lost(self, consumer: AIOKafkaConsumer, assigned: set[TopicPartition]) -> bool:
+        for tp in assigned & self.committed:
+            try:
+                offset = await consumer.committed(tp)
+            except Exception:  # the next assignment checks again
+                return False
+            if offset is None:
+                _log.warning(
+                    "consumer %s: the broker no longer has the offset of %s/%d; reading every "
+                    "partition from the start (a broker that lost its log)",
+                    self.group_id,
+                    tp.topic,
+                    tp.partition,
+                )
+                return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +148,14 @@ def _tracer(provider: TracerProvider | None) -> trace.Tracer:
 
 
 class KafkaPublisher:
-    """A lazily (re)connecting producer; idempotence stays off (the local broker lacks it)."""
+    """A lazily (re)connecting producer; idempotence stays off (the local broker lacks it).
+
+    Every send first checks that its topics exist, and creates those that do not (with
+    `topic_partitions`): a broker restarted without its data still acknowledges records for a
+    topic it no longer has, from a producer that remembers the topic, and the local broker then
+    loses them and fails the first batches written after the topic is created again
+    (`AlreadyExists`). The check asks for the list of topics, which creates none (asking for one
+    topic by name would, with the broker's default partitions)."""
 
     def __init__(
         self,
@@ -99,10 +164,12 @@ class KafkaPublisher:
         client_id: str,
         tracer_provider: TracerProvider | None = None,
         timeout_s: float = 10.0,
+        topic_partitions: int = 3,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.client_id = client_id
         self.timeout_s = timeout_s
+        self.topic_partitions = topic_partitions
         self._tracer = _tracer(tracer_provider)
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -148,6 +215,9 @@ class KafkaPublisher:
             return
         producer = await self._ensure()
         try:
+            await asyncio.wait_for(
+                self._ensure_topics(producer, {r.topic for r in records}), timeout=self.timeout_s
+            )
             futures = [
                 await producer.send(
                     r.topic,
@@ -161,6 +231,12 @@ class KafkaPublisher:
         except Exception as exc:
             await self._reset()
             raise BrokerUnavailable(f"publish failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _ensure_topics(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
+        missing = topics - (await producer.client.fetch_all_metadata()).topics()
+        if missing:
+            _log.warning("creating missing topics %s (a broker without its data?)", sorted(missing))
+            await create_topics(self.bootstrap_servers, sorted(missing), partitions=self.topic_partitions)
 
     async def publish(self, envelope: Envelope, *, topic: str | None = None) -> None:
         """Publish one envelope keyed by tenant, in a producer span that continues the trace."""
@@ -211,6 +287,18 @@ class KafkaConsumerLoop:
     With a `batch_handler`, the records a poll brought from one partition go to it in one call
     (each still in its own span); when that call fails, or a record is malformed, the records go
     one by one to `handler`, with the retries and the dead-letter topic above.
+
+    A partition's log can be replaced under the consumer: a broker restarted without its data
+    answers fetches at offsets beyond its new, shorter log with nothing (no out-of-range error),
+    so the consumer would wait there, and skip what the new log holds below that offset. At every
+    poll the loop compares each partition's high watermark with the highest it saw: lower means
+    a new log, and the loop joins again as a new member (fresh metadata: the topic may have been
+    created again with other partitions) and reads its partitions from the start, not from the
+    group's offsets (some may have been committed, from records of the lost log, into the new
+    one). A position beyond the high watermark goes back to the start of the partition. Offsets
+    are committed only for records fetched under the current assignment (a broker that forgot
+    the group hands the partitions out again) and never beyond the high watermark. The inboxes
+    absorb what is read twice.
     """
 
     def __init__(
@@ -252,8 +340,12 @@ class KafkaConsumerLoop:
         self._stopping = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
+        # The highest high watermark seen per partition, across reconnections: a log only grows.
+        self._highwaters: dict[TopicPartition, int] = {}
+        self._assignments = _Assignments(group_id)
         self.assigned = asyncio.Event()
         self.dead_lettered = 0
+        self.logs_replaced = 0
 
     def start(self) -> None:
         if self._task is None:
@@ -287,8 +379,7 @@ class KafkaConsumerLoop:
             self._task = None
 
     def _new_consumer(self) -> AIOKafkaConsumer:
-        return AIOKafkaConsumer(
-            *self.topics,
+        consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap_servers,
             group_id=self.group_id,
             client_id=self.group_id,
@@ -299,6 +390,9 @@ class KafkaConsumerLoop:
             rebalance_timeout_ms=self.session_timeout_ms,
             fetch_max_wait_ms=self.fetch_max_wait_ms,
         )
+        self._assignments.consumer = consumer
+        consumer.subscribe(self.topics, listener=self._assignments)
+        return consumer
 
     async def _run(self) -> None:
         backoff = self.reconnect_backoff_s
@@ -309,6 +403,15 @@ class KafkaConsumerLoop:
                 self._consumer = consumer
                 backoff = self.reconnect_backoff_s
                 await self._poll(consumer)
+            except _LogReplaced as replaced:
+                self.logs_replaced += 1
+                _log.warning(
+                    "consumer %s: %s; joining again, reading the new logs from the start",
+                    self.group_id,
+                    replaced,
+                )
+                self._assignments.from_the_start = True
+                backoff = 0.0
             except Exception:
                 _log.warning("consumer %s lost the broker; reconnecting", self.group_id, exc_info=True)
             finally:
@@ -319,15 +422,22 @@ class KafkaConsumerLoop:
             if not self._stopping.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
-                backoff = min(backoff * 2, 10.0)
+                backoff = min(max(backoff, self.reconnect_backoff_s) * 2, 10.0)
 
     async def _poll(self, consumer: AIOKafkaConsumer) -> None:
         while not self._stopping.is_set():
             batches = await consumer.getmany(timeout_ms=self.poll_timeout_ms, max_records=100)
+            assignment = self._assignments.count
             if consumer.assignment():
                 self.assigned.set()
             else:
                 self.assigned.clear()
+            # At every poll, before handling what it brought: a new log caught early is still
+            # shorter than the lost one (producers publish again into it at once), and records
+            # of the lost log are not worth an offset commit that would point into the new one.
+            # Bounded: a position being reset waits for the broker, which may be down.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._check_logs(consumer), timeout=5.0)
             for tp, records in batches.items():
                 # One commit per partition and poll, of what was handled (a failure or a stop
                 # ends the batch early): a record handled twice after a crash is what the
@@ -344,13 +454,60 @@ class KafkaConsumerLoop:
                         await self._handle(record)
                         handled = record.offset + 1
                 finally:
-                    if handled is not None:
+                    if handled is not None and assignment == self._assignments.count:
                         await self._commit(consumer, tp, handled)
+                    elif handled is not None:
+                        # The group handed out its partitions again while these records were
+                        # handled (another member, or a broker that forgot the group): their
+                        # offset may belong to a log the broker no longer has, and the partition
+                        # to another member. Whoever reads it next reads them again.
+                        _log.info(
+                            "consumer %s: %s/%d reassigned while handled; not committing",
+                            self.group_id,
+                            tp.topic,
+                            tp.partition,
+                        )
                 if self._stopping.is_set():
                     return
 
+    async def _check_logs(self, consumer: AIOKafkaConsumer) -> None:
+        """Raise `_LogReplaced` when a partition's log shrank; rewind positions beyond its end."""
+        beyond: list[TopicPartition] = []
+        for tp in consumer.assignment():
+            high = consumer.highwater(tp)
+            if high is None:
+                continue  # not fetched yet
+            seen = self._highwaters.get(tp)
+            if seen is not None and high < seen:
+                self._highwaters.clear()
+                raise _LogReplaced(f"the log of {tp.topic}/{tp.partition} ends at {high}, it had {seen}")
+            self._highwaters[tp] = high
+            if await consumer.position(tp) > high:
+                beyond.append(tp)
+        if beyond:
+            _log.warning(
+                "consumer %s: positions beyond the end of %s (offsets of a lost log); reading them "
+                "from the start",
+                self.group_id,
+                ", ".join(f"{tp.topic}/{tp.partition}" for tp in beyond),
+            )
+            await consumer.seek_to_beginning(*beyond)
+
     async def _commit(self, consumer: AIOKafkaConsumer, tp: TopicPartition, offset: int) -> None:
+        high = consumer.highwater(tp)
+        if high is not None and offset > high:
+            # Records of a log the broker has lost since: that offset would skip the new one's.
+            _log.warning(
+                "consumer %s: not committing %s/%d at %d beyond the log's end %d",
+                self.group_id,
+                tp.topic,
+                tp.partition,
+                offset,
+                high,
+            )
+            return
         await consumer.commit({tp: offset})
+        self._assignments.committed.add(tp)
 
     def _process_span(self, record: ConsumerRecord[bytes, bytes], meta: ConsumedRecord) -> trace.Span:
         return self._tracer.start_span(

@@ -4,6 +4,13 @@
 change it announces was committed. `OutboxRelay` claims unsent rows in batches with
 `FOR UPDATE SKIP LOCKED` (several replicas can relay at once without sending a row twice
 concurrently), publishes them, marks them sent, and backs off while the broker is down.
+
+A published row is kept for the retention window (`OUTBOX_RETENTION_HOURS`, counted from when
+it was written, so publishing it again does not extend it), then deleted: a broker that loses
+what it had acknowledged (the local broker keeps its log in memory; a cluster can be lost) gets
+it again from `OutboxRelay.republish`, which queues the rows published in a time range once
+more. Consumers handle an event once however often it comes (the inbox), so publishing again is
+safe.
 """
 
 from __future__ import annotations
@@ -11,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -27,14 +36,20 @@ __all__ = ["OutboxRelay", "add_to_outbox", "shared_migrations"]
 _log = logging.getLogger("rae.outbox")
 
 
-def shared_migrations(*names: str) -> list[Migration]:
+# Each shared table's migrations: the one creating it, then those changing it since.
+_SHARED_TABLES: dict[str, tuple[str, ...]] = {
+    "outbox": ("outbox", "outbox_retention"),
+    "inbox": ("inbox",),
+}
+
+
+def shared_migrations(*tables: str) -> list[Migration]:
     """The shared tables (`outbox`, `inbox`) as migrations for a service's own schema."""
-    wanted = set(names)
-    found = [m for m in load_migrations("rae_common") if m.name in wanted]
-    missing = wanted - {m.name for m in found}
-    if missing:
-        raise ValueError(f"unknown shared migrations: {sorted(missing)}")
-    return found
+    unknown = set(tables) - set(_SHARED_TABLES)
+    if unknown:
+        raise ValueError(f"unknown shared tables: {sorted(unknown)}")
+    wanted = {name for table in tables for name in _SHARED_TABLES[table]}
+    return [m for m in load_migrations("rae_common") if m.name in wanted]
 
 
 async def add_to_outbox(
@@ -62,6 +77,8 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_interval_s: float = 0.2,
         max_backoff_s: float = 5.0,
+        retention_s: float = 7 * 24 * 3600.0,
+        prune_interval_s: float = 600.0,
     ) -> None:
         self.pool = pool
         self.schema = schema
@@ -69,6 +86,8 @@ class OutboxRelay:
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.max_backoff_s = max_backoff_s
+        self.retention_s = retention_s
+        self.prune_interval_s = prune_interval_s
         self._tracer = trace.get_tracer("rae.outbox", tracer_provider=tracer_provider)
         self._wake = asyncio.Event()
         self._stopping = asyncio.Event()
@@ -98,6 +117,51 @@ class OutboxRelay:
                 f"SELECT count(*) FROM {self.schema}.outbox WHERE sent_at IS NULL"
             )
             return count
+
+    async def republish(self, since: datetime | None = None, until: datetime | None = None) -> int:
+        """Queue again the events of the retention window published in [since, until) (an open
+        bound: any time before or after); the relay sends them at once, before what is newer.
+        Answers how many."""
+        async with self.pool.acquire() as conn:
+            status: str = await conn.execute(
+                f"""UPDATE {self.schema}.outbox SET sent_at = NULL
+                    WHERE sent_at >= coalesce($1::timestamptz, '-infinity')
+                      AND ($2::timestamptz IS NULL OR sent_at < $2)
+                      AND created_at >= now() - make_interval(secs => $3)""",
+                since,
+                until,
+                self.retention_s,
+            )
+        requeued = int(status.split()[-1])
+        if requeued:
+            _log.warning(
+                "outbox (%s): %d published events queued again (published from %s to %s)",
+                self.schema,
+                requeued,
+                since or "the oldest kept",
+                until or "now",
+            )
+            self.wake()
+        return requeued
+
+    async def prune(self, batch: int = 10_000) -> int:
+        """Delete the published events written longer ago than the retention window; answers how
+        many. In batches (oldest first), so a large backlog never holds one long transaction."""
+        deleted = 0
+        while True:
+            async with self.pool.acquire() as conn:
+                status: str = await conn.execute(
+                    f"""DELETE FROM {self.schema}.outbox WHERE seq IN (
+                            SELECT seq FROM {self.schema}.outbox
+                            WHERE created_at < now() - make_interval(secs => $1) AND sent_at IS NOT NULL
+                            ORDER BY seq LIMIT $2)""",
+                    self.retention_s,
+                    batch,
+                )
+            count = int(status.split()[-1])
+            deleted += count
+            if count < batch:
+                return deleted
 
     async def run_once(self) -> int:
         """Publish one batch; returns how many rows were sent. Raises when the broker fails."""
@@ -153,7 +217,14 @@ class OutboxRelay:
 
     async def _run(self) -> None:
         backoff = self.poll_interval_s
+        next_prune = time.monotonic()
         while not self._stopping.is_set():
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + self.prune_interval_s
+                try:
+                    await self.prune()
+                except Exception as exc:  # a later pass prunes what this one could not
+                    _log.warning("outbox (%s) cannot delete old published events: %s", self.schema, exc)
             try:
                 sent = await self.run_once()
             except Exception as exc:

@@ -105,6 +105,7 @@ async def outbox_relay(
         tracer_provider=state.tracer_provider,
         batch_size=state.settings.outbox_batch_size,
         poll_interval_s=state.settings.outbox_poll_interval_s,
+        retention_s=state.settings.outbox_retention_hours * 3600,
     )
     relay.start()
     state.resources["relay"] = relay

@@ -55,6 +55,10 @@ class ServiceSettings(BaseSettings):
 
     outbox_poll_interval_s: float = Field(default=0.2, gt=0)
     outbox_batch_size: int = Field(default=100, ge=1)
+    # Published outbox events are kept this long after they were written, so that what a broker
+    # lost can be published again (POST /v1/outbox/republish); then deleted. Kafka's own default
+    # log retention: 7 days.
+    outbox_retention_hours: float = Field(default=168.0, ge=0)
 
     gateway_url: str = "http://127.0.0.1:8000"
     memory_url: str = "http://127.0.0.1:8001"

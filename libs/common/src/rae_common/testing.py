@@ -215,10 +215,13 @@ class ReceivedSpan:
 
 
 @contextlib.contextmanager
-def serve_in_thread(app: FastAPI, ready_path: str = "/readyz", timeout_s: float = 120.0) -> Iterator[str]:
-    """Serve `app` over real HTTP on a free 127.0.0.1 port from a thread; yields its base URL
-    once `ready_path` answers 200. For tests where another app must call it over the network."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="on")
+def serve_in_thread(
+    app: FastAPI, ready_path: str = "/readyz", timeout_s: float = 120.0, port: int = 0
+) -> Iterator[str]:
+    """Serve `app` over real HTTP on 127.0.0.1 from a thread (on `port`, or a free one); yields
+    its base URL once `ready_path` answers 200. For tests where another app must call it over the
+    network, or a stack manager must find it at its own port."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, name="serve-in-thread", daemon=True)
     thread.start()

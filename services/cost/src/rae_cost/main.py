@@ -15,6 +15,7 @@ from rae_common.app import ServiceState, create_service_app
 from rae_common.db import load_migrations
 from rae_common.events import TOPIC_ML
 from rae_common.outbox import shared_migrations
+from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import ServiceSettings
 from rae_cost.adapters.repository import SCHEMA
 from rae_cost.api.routes import router
@@ -65,7 +66,7 @@ def create_app(settings: CostSettings | None = None, *, clock: Clock | None = No
         settings,
         title="RAE cost",
         description="Token and USD accounting per tenant and model, budgets, governance.",
-        routers=[router],
+        routers=[router, outbox_router],
         setup=setup,
     )
     # Registered with the app's registry once, not at each run of its lifespan.

@@ -13,6 +13,7 @@ from rae_common.app import ServiceState, create_service_app
 from rae_common.db import load_migrations
 from rae_common.events import ALL_TOPICS
 from rae_common.outbox import shared_migrations
+from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import ServiceSettings
 from rae_events.adapters.dead_letters import DeadLetterRecorder
 from rae_events.adapters.event_log import CONSUMER, SCHEMA
@@ -105,7 +106,7 @@ def create_app(settings: EventsSettings | None = None) -> FastAPI:
         settings,
         title="RAE events",
         description="The event engine: consumes every topic, fires rules, keeps the audit.",
-        routers=[router],
+        routers=[router, outbox_router],
         setup=setup,
     )
     # Registered with the app's registry once, not at each run of its lifespan.

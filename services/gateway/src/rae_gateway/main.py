@@ -17,7 +17,7 @@ from rae_common.messaging import ConsumedRecord
 from rae_common.settings import ServiceSettings
 from rae_gateway.adapters.budget import BudgetStore
 from rae_gateway.adapters.keys import SCHEMA, KeyStore
-from rae_gateway.api import admin, events, governance, graph, reflection, routes
+from rae_gateway.api import admin, events, governance, graph, outbox, reflection, routes
 from rae_gateway.api.limits import QuotaHeadersMiddleware, RateLimits
 from rae_gateway.api.models import Problem
 from rae_gateway.api.openapi import document_models
@@ -116,6 +116,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
             reflection.router,
             governance.router,
             admin.router,
+            outbox.router,
         ],
         setup=_setup_for(settings),
         http_timeout_s=settings.upstream_timeout_s,

@@ -12,6 +12,7 @@ from rae_common import resources
 from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.events import TOPIC_MEMORY
 from rae_common.outbox import shared_migrations
+from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import ServiceSettings
 from rae_graph.adapters.clients import MemoryClient, MlClient
 from rae_graph.adapters.store import GraphStore
@@ -84,6 +85,6 @@ def create_app(settings: GraphSettings | None = None) -> FastAPI:
         settings,
         title="RAE graph",
         description="Knowledge graph built from memories; GraphRAG queries.",
-        routers=[router],
+        routers=[router, outbox_router],
         setup=_setup_for(settings),
     )

@@ -16,6 +16,7 @@ from rae_common import resources
 from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.clients import GraphClient, MlClient, ReflectionClient
 from rae_common.db import load_migrations
+from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import ServiceSettings
 from rae_memory.adapters.embeddings import EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository
@@ -143,6 +144,6 @@ def create_app(settings: MemorySettings | None = None) -> FastAPI:
         settings,
         title="RAE memory",
         description="Memories, documents and hybrid search.",
-        routers=[router, evaluations.router],
+        routers=[router, evaluations.router, outbox_router],
         setup=_setup_for(settings),
     )

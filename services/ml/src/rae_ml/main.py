@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
+from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import ServiceSettings
 from rae_common.telemetry import instrument_httpx
 from rae_ml.adapters.cache import RedisVectorCache
@@ -233,7 +234,7 @@ def create_app(
         settings,
         title="RAE ml",
         description="Embeddings, LLM generation and extraction; reports tokens and cost of every call.",
-        routers=[router],
+        routers=[router, outbox_router],
         setup=setup,
         span_processors=span_processors,
     )

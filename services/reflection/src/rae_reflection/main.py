@@ -13,6 +13,7 @@ from rae_common.app import ServiceState, create_service_app
 from rae_common.db import load_migrations
 from rae_common.events import TOPIC_MEMORY, TOPIC_REFLECTION
 from rae_common.outbox import shared_migrations
+from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import ServiceSettings
 from rae_reflection.adapters.clients import MemoryClient, MlClient
 from rae_reflection.adapters.repository import SCHEMA
@@ -77,6 +78,6 @@ def create_app(settings: ReflectionSettings | None = None) -> FastAPI:
         settings,
         title="RAE reflection",
         description="Reflections over groups of memories, with provenance.",
-        routers=[router],
+        routers=[router, outbox_router],
         setup=setup,
     )
