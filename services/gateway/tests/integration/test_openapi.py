@@ -72,6 +72,11 @@ PUBLIC = {
     ),
     ("get", "/v1/admin/tenants/{tenant_id}/api-keys"): ({}, "200", "ApiKeyPage"),
     ("delete", "/v1/admin/tenants/{tenant_id}/api-keys/{key_id}"): ({}, "204", None),
+    ("post", "/v1/admin/outbox/republish"): (
+        {"application/json": "RepublishRequest"},
+        "200",
+        "RepublishAnswer",
+    ),
 }
 LIMITED = {
     ("post", "/v1/memories"),
