@@ -27,12 +27,14 @@ from rae_common.messaging import create_topics
 from rae_common.settings import ServiceSettings
 
 __all__ = [
+    "error_locs",
     "eventually",
     "LoopbackHTTPServer",
     "OTLPReceiver",
     "QuietHandler",
     "ReceivedSpan",
     "new_topic",
+    "problem",
     "read_topic",
     "serve_app",
     "serve_in_thread",
@@ -51,6 +53,19 @@ async def serve_app(app: FastAPI, base_url: str = "http://testserver") -> AsyncI
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=base_url) as client:
             yield client
+
+
+def problem(response: httpx.Response, status: int) -> dict[str, Any]:
+    """The problem+json body of `response`, asserting its status and media type."""
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    body: dict[str, Any] = response.json()
+    return body
+
+
+def error_locs(body: dict[str, Any]) -> list[list[str]]:
+    """The `loc` of every validation error a 422 problem lists."""
+    return [error["loc"] for error in body.get("errors", [])]
 
 
 def settings_from_env(env: Mapping[str, str], cls: type[S], **overrides: Any) -> S:

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 
 from rae_common.app import create_service_app
 from rae_common.settings import ServiceSettings
-from rae_common.testing import serve_app
+from rae_common.testing import error_locs, problem, serve_app
 
 router = APIRouter()
 
@@ -49,17 +49,6 @@ async def client() -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def locs(body: dict[str, Any]) -> list[list[str]]:
-    return [error["loc"] for error in body["errors"]]
-
-
 @pytest.mark.parametrize(
     ("raw", "loc"),
     [
@@ -76,7 +65,7 @@ async def test_nul_anywhere_in_a_json_body_is_a_422_naming_the_field(
         await client.post("/notes", content=raw, headers={"content-type": "application/json"}), 422
     )
     assert body["type"] == "https://rae.dev/problems/validation-error"
-    assert locs(body) == [loc]
+    assert error_locs(body) == [loc]
     assert body["errors"][0]["type"] == "string_nul_character"
 
 
@@ -105,7 +94,7 @@ async def test_what_json_cannot_carry_to_storage_is_a_422(
 
 async def test_nul_in_a_query_parameter_is_a_422_naming_it(client: httpx.AsyncClient) -> None:
     body = problem(await client.get("/notes", params={"q": "fine", "tag": ["a", "b\x00"]}), 422)
-    assert locs(body) == [["query", "tag"]]
+    assert error_locs(body) == [["query", "tag"]]
     assert (await client.get("/notes", params={"q": "fine", "tag": ["a", "b"]})).status_code == 200
 
 
@@ -114,7 +103,7 @@ async def test_a_control_character_in_a_path_segment_is_a_422(
     client: httpx.AsyncClient, segment: str
 ) -> None:
     body = problem(await client.get(f"/notes/{segment}"), 422)
-    assert locs(body) == [["path", "name"]]
+    assert error_locs(body) == [["path", "name"]]
 
 
 @pytest.mark.parametrize(

@@ -4,27 +4,16 @@
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import httpx
 import pytest
 
 from rae_common.contracts.common import MAX_CONTENT_CHARS
+from rae_common.testing import error_locs, problem
 
 from .conftest import ADMIN
 
 ALL = ("memories:read", "memories:write", "ml:use", "events:read")
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def error_locs(body: dict[str, Any]) -> list[list[str]]:
-    return [error["loc"] for error in body.get("errors", [])]
 
 
 @pytest.mark.parametrize("tenant_id", ["acme\n", "acme\r\n", "\nacme", "ac\nme"])

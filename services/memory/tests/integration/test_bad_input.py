@@ -10,17 +10,7 @@ import httpx
 import pytest
 
 from rae_common.contracts.common import MAX_CONTENT_CHARS
-
-
-def problem(response: httpx.Response, status: int) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    assert response.headers["content-type"] == "application/problem+json"
-    body: dict[str, Any] = response.json()
-    return body
-
-
-def error_locs(body: dict[str, Any]) -> list[list[str]]:
-    return [error["loc"] for error in body.get("errors", [])]
+from rae_common.testing import error_locs, problem
 
 
 async def stored(
