@@ -483,18 +483,12 @@ class MemoryService:
         # Off the critical path, while the query is embedded: the full-text candidates with their
         # rows (own connection, one statement). Once the vector is there, its transaction answers
         # the nearest rows in one statement (pgvector; with Qdrant, ids, then a fetch of their
-        # rows).
-        # A connection is held only while Postgres works for it. The full-text part is awaited
-        # once the vector connection is back in the pool: a search holding one connection while
-        # its other part waited for a second from the same pool deadlocked as soon as as many
-        # searches as connections did it at once (issue #16). And the vector transaction starts
-        # after the embedding, not before: opened early it held a connection for the length of
-        # the ml call, so under load searches queued for connections that idled waiting for ml
-        # (60 at once on a pool of 10 with a busy ml: acquire timeouts). It costs the three round
-        # trips of opening it (begin, tenant, HNSW settings) after the embedding: not seen beyond
-        # the noise in-process at 500 memories (p50 30.5 opened early vs 30.0 ms, 200 cold
-        # searches per arm interleaved, on a machine whose other load moved the same code's p50
-        # by 20 % between runs); the gateway benchmark was not rerun.
+        # rows). A connection is held only while Postgres works for it: the full-text part is
+        # awaited once the vector connection is back in the pool (holding one while waiting for a
+        # second from the same pool deadlocked as soon as as many searches as connections did it,
+        # issue #16), and the vector transaction opens after the embedding (opened before, it idled
+        # through the ml call, and under load searches queued for connections doing nothing). The
+        # cost, three round trips after the embedding, is in docs/BENCHMARKS.md.
         full_text = asyncio.create_task(lexical())
         embedding = asyncio.create_task(self.embedder.embed(tenant_id, [request.query]))
         try:
