@@ -118,10 +118,15 @@ ARCADEDB_JAVA_OPTS = "-Xmx512m -XX:+UseSerialGC -XX:TieredStopAtLevel=1"
 INFRA_TIMEOUT_S = 60.0
 SERVICES_TIMEOUT_S = 180.0  # the ml service loads its model before it is ready
 STOP_GRACE_S = 10.0
-# After SIGTERM a service's in-flight requests get this long to finish, then uvicorn cancels them
-# and the app shuts down (its pool close is bounded too: DATABASE_CLOSE_TIMEOUT_S), all within
-# STOP_GRACE_S even when a request is stuck on a dependency.
+# A stopping service's budget, within STOP_GRACE_S even when its requests and its consumer's
+# record are stuck on a dependency: after SIGTERM in-flight requests get SERVICE_DRAIN_S to
+# finish, then uvicorn cancels them and the app shuts down; its background loops (Kafka
+# consumers, outbox relay) get SERVICE_BACKGROUND_STOP_S together for the work in hand, then are
+# cancelled (and get 1 s to unwind); the pool waits SERVICE_POOL_CLOSE_S for connections still
+# in use. 5 + 1 + 1 + 2 = 9 s, 1 s left for the rest of the exit.
 SERVICE_DRAIN_S = 5
+SERVICE_BACKGROUND_STOP_S = 1
+SERVICE_POOL_CLOSE_S = 2
 
 # Substrings expected in /proc/<pid>/cmdline: protects against signalling a recycled PID.
 _MARKERS: Mapping[str, tuple[str, ...]] = {
@@ -304,8 +309,9 @@ class Stack:
         return out
 
     def service_env(self) -> dict[str, str]:
-        """``infra_env`` plus every service URL, JWT_SECRET, RAE_ADMIN_TOKEN and how long a
-        stopping service lets its requests finish (UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN)."""
+        """``infra_env`` plus every service URL, JWT_SECRET, RAE_ADMIN_TOKEN and a stopping
+        service's budget (UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN, BACKGROUND_STOP_TIMEOUT_S,
+        DATABASE_CLOSE_TIMEOUT_S: see STOP_GRACE_S)."""
         out = self.infra_env()
         for name in SERVICES:
             out[SERVICE_URL_VARS[name]] = self.service_url(name)
@@ -314,9 +320,12 @@ class Stack:
         out["RAE_ADMIN_TOKEN"] = self.env.get("RAE_ADMIN_TOKEN") or sec["admin_token"]
         out["ERASURE_AUDIT_KEY"] = self.env.get("ERASURE_AUDIT_KEY") or sec["erasure_audit_key"]
         # uvicorn reads its options from UVICORN_* variables too.
-        out["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"] = self.env.get("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN") or str(
-            SERVICE_DRAIN_S
-        )
+        for var, seconds in (
+            ("UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN", SERVICE_DRAIN_S),
+            ("BACKGROUND_STOP_TIMEOUT_S", SERVICE_BACKGROUND_STOP_S),
+            ("DATABASE_CLOSE_TIMEOUT_S", SERVICE_POOL_CLOSE_S),
+        ):
+            out[var] = self.env.get(var) or str(seconds)
         return out
 
     # ------------------------------------------------------------------ locking / pids

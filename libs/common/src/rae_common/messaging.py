@@ -25,6 +25,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
+from rae_common.background import stop_task
 from rae_common.events import TOPIC_DLQ, Envelope, EventRegistry, registry, topic_for
 from rae_common.telemetry import extract_context, inject_context
 
@@ -319,7 +320,7 @@ class KafkaConsumerLoop:
         retry_backoff_s: float = 0.1,
         poll_timeout_ms: int = 200,
         reconnect_backoff_s: float = 0.5,
-        stop_timeout_s: float = 30.0,
+        stop_timeout_s: float = 3.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.group_id = group_id
@@ -338,6 +339,7 @@ class KafkaConsumerLoop:
         self.stop_timeout_s = stop_timeout_s
         self._tracer = _tracer(tracer_provider)
         self._stopping = asyncio.Event()
+        self._stop_deadline: float | None = None
         self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         # The highest high watermark seen per partition, across reconnections: a log only grows.
@@ -351,31 +353,23 @@ class KafkaConsumerLoop:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group_id}")
 
-    async def stop(self) -> None:
-        """Finish the record in hand, commit, leave the group; give up after `stop_timeout_s`.
-
-        The bound is for a broker that never answers the group's leave or join (seen with the
-        local broker when members come and go quickly): a service must still shut down. What
-        was handled but not committed then is delivered again, which the inboxes absorb."""
+    def request_stop(self) -> None:
+        """Stop taking records; the one in hand has `stop_timeout_s` from now to finish."""
+        if self._stop_deadline is None:
+            self._stop_deadline = asyncio.get_running_loop().time() + self.stop_timeout_s
         self._stopping.set()
+
+    async def stop(self) -> None:
+        """Finish the record in hand, commit, leave the group; cancel what is left at the deadline
+        (`request_stop`'s, or `stop_timeout_s` from now).
+
+        A service must stop within its grace period, whether a handler waits on a dependency that
+        never answers or the broker does not answer the group's leave. A cancelled record is not
+        committed, so it is delivered again (the inboxes absorb what had taken effect)."""
+        self.request_stop()
         if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=self.stop_timeout_s)
-            except TimeoutError:
-                _log.warning(
-                    "consumer %s did not stop within %.0f s; cancelled", self.group_id, self.stop_timeout_s
-                )
-                self._task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await self._task
-            except asyncio.CancelledError:
-                # The loop's own task was cancelled: it has ended, which is what stop wants. A
-                # cancellation of stop itself ends the loop too, and goes on to the caller.
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
-                    self._task.cancel()
-                    self._task = None
-                    raise
+            assert self._stop_deadline is not None
+            await stop_task(self._task, self._stop_deadline, name=f"consumer {self.group_id}")
             self._task = None
 
     def _new_consumer(self) -> AIOKafkaConsumer:

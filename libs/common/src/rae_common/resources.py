@@ -106,8 +106,10 @@ async def outbox_relay(
         batch_size=state.settings.outbox_batch_size,
         poll_interval_s=state.settings.outbox_poll_interval_s,
         retention_s=state.settings.outbox_retention_hours * 3600,
+        stop_timeout_s=state.settings.background_stop_timeout_s,
     )
     relay.start()
+    state.on_shutdown(relay.request_stop)
     state.resources["relay"] = relay
     try:
         yield relay
@@ -137,8 +139,10 @@ async def kafka_consumer(
         session_timeout_ms=settings.kafka_session_timeout_ms,
         heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        stop_timeout_s=settings.background_stop_timeout_s,
     )
     loop.start()
+    state.on_shutdown(loop.request_stop)
 
     async def probe() -> None:
         # Not ready until the group has handed this member its partitions.
@@ -170,8 +174,10 @@ async def kafka_broadcast(
         tracer_provider=state.tracer_provider,
         max_attempts=3,
         fetch_max_wait_ms=settings.kafka_fetch_max_wait_ms,
+        stop_timeout_s=settings.background_stop_timeout_s,
     )
     loop.start()
+    state.on_shutdown(loop.request_stop)
     try:
         yield loop
     finally:

@@ -31,6 +31,11 @@ class ServiceSettings(BaseSettings):
     database_idle_in_transaction_timeout_s: float = Field(default=150.0, gt=0)
     # At shutdown, longest wait for connections still checked out before they are closed hard.
     database_close_timeout_s: float = Field(default=3.0, gt=0)
+    # At shutdown, how long the background loops (Kafka consumers, the outbox relay) may finish
+    # the work in hand, all at once, before it is cancelled (and done again after the restart).
+    # The budget: UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN + this + 1 s to unwind +
+    # DATABASE_CLOSE_TIMEOUT_S must fit the grace period before SIGKILL (docs/ARCHITECTURE.md).
+    background_stop_timeout_s: float = Field(default=3.0, gt=0)
     kafka_bootstrap_servers: str = "127.0.0.1:19092"
     # Real Kafka rejects session timeouts under 6000 ms; the local broker joins faster with less.
     kafka_session_timeout_ms: int = Field(default=10_000, ge=1)
