@@ -45,6 +45,7 @@ SUB_STACK_SLOTS: Mapping[str, int] = {
     "outbox-broker-down": 400,  # libs/common/tests/integration/test_outbox.py
     "localstack-external": 500,  # deploy/local/tests: a stack whose servers are all external
     "localstack-idle": 600,  # deploy/local/tests: stacks that never start anything
+    "localstack-republish": 700,  # deploy/local/tests/test_republish.py: a broker and services
 }
 
 

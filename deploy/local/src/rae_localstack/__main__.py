@@ -96,6 +96,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             out.write(format_summary(stack, statuses))
             if stack.republished:
                 out.write(_republished_line("the broker (re)started; published again", stack.republished))
+            waiting = stack.pending_republish()
+            if waiting:  # not running yet (or could not): each is asked again by the next `up`
+                names = ", ".join(sorted(waiting))
+                out.write(f"the broker (re)started; to publish again once `up` has them ready: {names}\n")
             out.write(f"up in {time.monotonic() - started:.1f} s\n")
         elif args.command == "down":
             if args.services_only:
