@@ -691,17 +691,25 @@ class Stack:
             "since": since.isoformat() if since else None,
             "until": until.isoformat() if until else None,
         }
+        import httpx
+
         requeued: dict[str, int] = {}
         failed: dict[str, str] = {}
         with _probes.http_client(REPUBLISH_TIMEOUT_S) as client:
             for name in services:
+                url = self.service_url(name)
                 try:
-                    answer = client.post(self.service_url(name) + REPUBLISH_PATH, json=body)
+                    answer = client.post(url + REPUBLISH_PATH, json=body)
                     if answer.status_code == 200:
                         requeued[name] = int(answer.json()["requeued"])
                     else:
                         failed[name] = f"answered {answer.status_code}"
-                except Exception as exc:  # not running, or not a RAE service: reported, not raised
+                except httpx.ConnectError:
+                    # The usual case: it is not running, or the stack runs at other ports.
+                    failed[name] = (
+                        f"no service answers at {url} (is the stack up at this --state-dir / --port-offset?)"
+                    )
+                except Exception as exc:  # hung, or not a RAE service: reported, not raised
                     failed[name] = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         return requeued, failed
 
