@@ -9,13 +9,6 @@ The process runs as the local stack runs it: uvicorn and the app factory, the st
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import subprocess
-import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,27 +17,12 @@ import asyncpg
 import httpx
 import pytest
 
-from rae_common.testing import LoopbackHTTPServer, QuietHandler, eventually
+from rae_common.testing import eventually
+from rae_common.testing_processes import ServiceProcess, service_process, silent_server
 from rae_localstack._stack import STOP_GRACE_S
 
 POOL_SIZE = 10
 SEARCHES = 60
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class SilentHandler(QuietHandler):
-    """Takes a request and never answers it (until the test ends)."""
-
-    release = threading.Event()
-
-    def do_POST(self) -> None:
-        self.release.wait(timeout=120)
 
 
 @pytest.fixture(params=["ml-answering", "ml-silent"])
@@ -54,44 +32,23 @@ def silent_ml(request: pytest.FixtureRequest) -> Iterator[str | None]:
     if request.param == "ml-answering":
         yield None
         return
-    SilentHandler.release.clear()
-    server = LoopbackHTTPServer(SilentHandler)
-    server.start()
-    try:
-        yield server.url
-    finally:
-        SilentHandler.release.set()
-        server.stop()
+    with silent_server() as silent:
+        yield silent.url
 
 
 @pytest.fixture
 def memory_process(
     infra_env: dict[str, str], ml_url: str, silent_ml: str | None, tmp_path: Path
-) -> Iterator[tuple[subprocess.Popen[bytes], str, Path]]:
-    port = free_port()
-    log = tmp_path / "memory.log"
+) -> Iterator[ServiceProcess]:
     env = {
-        **os.environ,
         **infra_env,
         "ML_URL": silent_ml or ml_url,
         "DATABASE_POOL_MIN": "1",
         "DATABASE_POOL_MAX": str(POOL_SIZE),
         "LOG_LEVEL": "WARNING",
     }
-    command = [sys.executable, "-m", "uvicorn", "rae_memory.main:create_app", "--factory"]
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [*command, "--host", "127.0.0.1", "--port", str(port), "--no-access-log"],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        yield process, f"http://127.0.0.1:{port}", log
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=30)
+    with service_process("rae_memory.main:create_app", env, tmp_path / "memory.log") as process:
+        yield process
 
 
 async def busy_sessions(database_url: str) -> int:
@@ -109,16 +66,17 @@ async def busy_sessions(database_url: str) -> int:
 
 
 async def test_sigterm_during_concurrent_searches_stops_the_service_within_its_grace(
-    memory_process: tuple[subprocess.Popen[bytes], str, Path],
+    memory_process: ServiceProcess,
     infra_env: dict[str, str],
     silent_ml: str | None,
 ) -> None:
-    process, url, log = memory_process
+    memory = memory_process
+    process, url = memory.process, memory.url
     limits = httpx.Limits(max_connections=SEARCHES + 5)
     async with httpx.AsyncClient(base_url=url, timeout=30, limits=limits) as client:
 
         async def ready() -> bool | None:
-            assert process.poll() is None, log.read_text()[-3000:]
+            assert process.poll() is None, memory.tail()
             try:
                 return True if (await client.get("/readyz")).status_code == 200 else None
             except httpx.TransportError:
@@ -146,20 +104,15 @@ async def test_sigterm_during_concurrent_searches_stops_the_service_within_its_g
 
             await eventually(pool_busy, timeout_s=30, what="the searches to occupy the pool", interval_s=0.02)
             in_flight = sum(1 for t in tasks if not t.done())
-            signalled = time.monotonic()
-            process.send_signal(signal.SIGTERM)
-            deadline = signalled + STOP_GRACE_S
-            while process.poll() is None and time.monotonic() < deadline:
-                await asyncio.sleep(0.05)
-            stopped_after = time.monotonic() - signalled
+            stopped_after = await memory.stop_within(STOP_GRACE_S)
         finally:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
     assert in_flight > 0, "every search had finished before the signal: nothing was under load"
-    assert process.poll() is not None, (
+    assert stopped_after is not None, (
         f"still running {STOP_GRACE_S:g} s after SIGTERM with {in_flight} searches in flight\n"
-        + log.read_text()[-3000:]
+        + memory.tail()
     )
     print(  # noqa: T201 (the figure the issue asks for, shown with -s)
         f"\n{'stuck' if silent_ml else 'running'} searches: SIGTERM with {in_flight} of {SEARCHES} in "
