@@ -42,6 +42,9 @@ class Consumer:
     topics: tuple[str, ...]
     event_type: str
     data: EventData
+    # A request to have in flight too, stuck on the silent server's POSTs (the record's handler
+    # waits on a GET): the longest shutdown, the HTTP drain first, then the consumer.
+    stuck_request: tuple[str, dict[str, object]] | None = None
 
 
 CONSUMERS = {
@@ -51,6 +54,7 @@ CONSUMERS = {
         (TOPIC_MEMORY,),
         "memory.created",
         MemoryCreated(memory_id=uuid.uuid4(), layer="episodic", content_hash="0" * 64),
+        ("/v1/graph/extract", {"text": "Alice Smith works at Acme Labs."}),
     ),
     "reflection": Consumer(
         "rae_reflection.main:create_app",
@@ -118,7 +122,7 @@ async def test_sigterm_while_a_record_is_stuck_on_a_dependency_stops_within_the_
             tmp_path / f"{service}.log",
         ) as process,
     ):
-        async with httpx.AsyncClient(base_url=process.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=process.url, timeout=30) as client:
 
             async def consuming() -> bool | None:
                 assert process.process.poll() is None, process.tail()
@@ -129,23 +133,38 @@ async def test_sigterm_while_a_record_is_stuck_on_a_dependency_stops_within_the_
                 return True if checks.get("kafka-consumer") == "ok" else None
 
             await eventually(consuming, timeout_s=60, what=f"the {service} consumer's partitions assigned")
-        publisher = KafkaPublisher(bootstrap, client_id="test-shutdown")
-        try:
-            await publisher.publish(event)
-        finally:
-            await publisher.stop()
+            publisher = KafkaPublisher(bootstrap, client_id="test-shutdown")
+            try:
+                await publisher.publish(event)
+            finally:
+                await publisher.stop()
+            in_flight: asyncio.Task[httpx.Response] | None = None
+            if consumer.stuck_request is not None:
+                path, body = consumer.stuck_request
+                in_flight = asyncio.create_task(
+                    client.post(path, json=body, headers={"X-Tenant-ID": event.tenant_id})
+                )
+            try:
 
-        async def stuck() -> bool | None:
-            return True if silent.asked.is_set() else None
+                async def stuck() -> bool | None:
+                    asked = set(silent.methods)
+                    return True if "GET" in asked and (in_flight is None or "POST" in asked) else None
 
-        await eventually(stuck, timeout_s=20, what="the handler to call the silent dependency")
-        stopped_after = await process.stop_within(STOP_GRACE_S)
+                await eventually(
+                    stuck, timeout_s=20, what="the handler (and the request) to call the silent dependency"
+                )
+                stopped_after = await process.stop_within(STOP_GRACE_S)
+            finally:
+                if in_flight is not None:
+                    in_flight.cancel()
+                    await asyncio.gather(in_flight, return_exceptions=True)
         assert stopped_after is not None, (
             f"still running {STOP_GRACE_S:g} s after SIGTERM with a record in hand\n" + process.tail()
         )
         print(  # noqa: T201 (the figure, shown with -s)
-            f"\n{service}, handler stuck on a silent dependency: stopped {stopped_after:.2f} s after "
-            f"SIGTERM (grace {STOP_GRACE_S:g} s), exit code {process.process.returncode}"
+            f"\n{service}, handler{' and a request' if in_flight else ''} stuck on a silent dependency: "
+            f"stopped {stopped_after:.2f} s after SIGTERM (grace {STOP_GRACE_S:g} s), "
+            f"exit code {process.process.returncode}"
         )
     assert await asyncio.wait_for(delivered_again(consumer, bootstrap, event.id), timeout=30), (
         "the record in hand at shutdown was committed: it is lost"

@@ -188,9 +188,12 @@ class KafkaPublisher:
                 )
                 try:
                     await asyncio.wait_for(producer.start(), timeout=self.timeout_s)
-                except Exception as exc:
+                except BaseException as exc:
+                    # Cancelled too (a stopping service's relay): an unstopped producer leaks its client.
                     with contextlib.suppress(Exception):
                         await producer.stop()
+                    if not isinstance(exc, Exception):
+                        raise
                     raise BrokerUnavailable(f"cannot reach Kafka at {self.bootstrap_servers}: {exc}") from exc
                 self._producer = producer
             return self._producer

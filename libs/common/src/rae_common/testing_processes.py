@@ -31,19 +31,22 @@ def free_port() -> int:
 @dataclass(frozen=True)
 class SilentServer:
     """`url` takes every GET and POST and answers none (until the server stops); `asked` is set
-    at the first request."""
+    at the first request, `methods` lists each request's method."""
 
     url: str
     asked: threading.Event
+    methods: list[str]
 
 
 @contextlib.contextmanager
 def silent_server() -> Iterator[SilentServer]:
     asked = threading.Event()
     release = threading.Event()
+    methods: list[str] = []
 
     class Silent(QuietHandler):
         def _hang(self) -> None:
+            methods.append(self.command)
             asked.set()
             release.wait(timeout=120)
 
@@ -53,7 +56,7 @@ def silent_server() -> Iterator[SilentServer]:
     server = LoopbackHTTPServer(Silent)
     server.start()
     try:
-        yield SilentServer(server.url, asked)
+        yield SilentServer(server.url, asked, methods)
     finally:
         release.set()
         server.stop()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -155,3 +156,37 @@ async def test_rolled_back_write_publishes_nothing(pool: asyncpg.Pool, outbox_sc
             await add_to_outbox(conn, outbox_schema, event(), topic="test.never")
             raise RuntimeError("the state change failed")
     assert await pool.fetchval(f"SELECT count(*) FROM {outbox_schema}.outbox") == 0
+
+
+async def test_stop_cancels_a_batch_stuck_on_a_broker_that_never_answers_and_keeps_it_unsent(
+    pool: asyncpg.Pool, outbox_schema: str
+) -> None:
+    """A relay sending to a broker that accepts connections and never answers stops within its
+    bound (it waited for the publisher's timeout, here 60 s), and the batch stays in the outbox
+    for the next start (issue #16: shutdown within the grace period)."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        await write_events(pool, outbox_schema, "test.outbox-silent-broker", 3)
+        publisher = KafkaPublisher(
+            f"127.0.0.1:{silent.getsockname()[1]}", client_id="relay-test", timeout_s=60
+        )
+        relay = OutboxRelay(pool, outbox_schema, publisher, stop_timeout_s=0.5)
+        relay.start()
+        try:
+
+            async def sending() -> bool:
+                locked = await pool.fetchval(
+                    "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "WHERE c.relname = 'outbox' AND l.mode = 'RowShareLock'"
+                )
+                return bool(locked)
+
+            await wait_for(sending, what="the relay to hold its batch")
+            started = time.monotonic()
+            await asyncio.wait_for(relay.stop(), timeout=30)
+            stopped_after = time.monotonic() - started
+        finally:
+            await publisher.stop()
+    assert stopped_after < 0.5 + 1.5, f"the relay took {stopped_after:.1f} s to stop"
+    assert await relay.pending() == 3
