@@ -650,7 +650,10 @@ class Stack:
         path = self._pending_republish_file
         if pending:
             body = {name: since.isoformat() if since else None for name, since in sorted(pending.items())}
-            path.write_text(json.dumps(body))
+            # Written aside, then renamed: a write cut short must not read as "nothing pending".
+            partial = path.with_suffix(".tmp")
+            partial.write_text(json.dumps(body))
+            partial.replace(path)
         else:
             path.unlink(missing_ok=True)
 
