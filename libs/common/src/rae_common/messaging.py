@@ -25,7 +25,7 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
-from rae_common.background import stop_task
+from rae_common.background import BackgroundLoop
 from rae_common.events import TOPIC_DLQ, Envelope, EventRegistry, registry, topic_for
 from rae_common.telemetry import extract_context, inject_context
 
@@ -281,7 +281,7 @@ def _messaging_attributes(topic: str, envelope: Envelope | None) -> dict[str, An
     return attributes
 
 
-class KafkaConsumerLoop:
+class KafkaConsumerLoop(BackgroundLoop):
     """Consume topics in a group, handle each record in a span, commit after success.
 
     A handler that keeps failing is retried `max_attempts` times with exponential backoff, then
@@ -303,6 +303,11 @@ class KafkaConsumerLoop:
     are committed only for records fetched under the current assignment (a broker that forgot
     the group hands the partitions out again) and never beyond the high watermark. The inboxes
     absorb what is read twice.
+
+    Stopping finishes the record in hand, commits and leaves the group, within `stop_timeout_s`
+    (`BackgroundLoop`): a service must stop within its grace period, whether a handler waits on a
+    dependency that never answers or the broker does not answer the group's leave. A record
+    cancelled at the deadline is not committed, so it is delivered again.
     """
 
     def __init__(
@@ -339,11 +344,8 @@ class KafkaConsumerLoop:
         self.retry_backoff_s = retry_backoff_s
         self.poll_timeout_ms = poll_timeout_ms
         self.reconnect_backoff_s = reconnect_backoff_s
-        self.stop_timeout_s = stop_timeout_s
+        super().__init__(task_name=f"consumer {group_id}", stop_timeout_s=stop_timeout_s)
         self._tracer = _tracer(tracer_provider)
-        self._stopping = asyncio.Event()
-        self._stop_deadline: float | None = None
-        self._task: asyncio.Task[None] | None = None
         self._consumer: AIOKafkaConsumer | None = None
         # The highest high watermark seen per partition, across reconnections: a log only grows.
         self._highwaters: dict[TopicPartition, int] = {}
@@ -351,29 +353,6 @@ class KafkaConsumerLoop:
         self.assigned = asyncio.Event()
         self.dead_lettered = 0
         self.logs_replaced = 0
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"consumer:{self.group_id}")
-
-    def request_stop(self) -> None:
-        """Stop taking records; the one in hand has `stop_timeout_s` from now to finish."""
-        if self._stop_deadline is None:
-            self._stop_deadline = asyncio.get_running_loop().time() + self.stop_timeout_s
-        self._stopping.set()
-
-    async def stop(self) -> None:
-        """Finish the record in hand, commit, leave the group; cancel what is left at the deadline
-        (`request_stop`'s, or `stop_timeout_s` from now).
-
-        A service must stop within its grace period, whether a handler waits on a dependency that
-        never answers or the broker does not answer the group's leave. A cancelled record is not
-        committed, so it is delivered again (the inboxes absorb what had taken effect)."""
-        self.request_stop()
-        if self._task is not None:
-            assert self._stop_deadline is not None
-            await stop_task(self._task, self._stop_deadline, name=f"consumer {self.group_id}")
-            self._task = None
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(

@@ -26,7 +26,7 @@ import asyncpg
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, TracerProvider
 
-from rae_common.background import stop_task
+from rae_common.background import BackgroundLoop
 from rae_common.db import Migration, load_migrations
 from rae_common.events import Envelope, topic_for
 from rae_common.messaging import KafkaPublisher, OutgoingRecord
@@ -67,7 +67,7 @@ async def add_to_outbox(
     )
 
 
-class OutboxRelay:
+class OutboxRelay(BackgroundLoop):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -90,12 +90,9 @@ class OutboxRelay:
         self.max_backoff_s = max_backoff_s
         self.retention_s = retention_s
         self.prune_interval_s = prune_interval_s
-        self.stop_timeout_s = stop_timeout_s
+        super().__init__(task_name=f"outbox relay ({schema})", stop_timeout_s=stop_timeout_s)
         self._tracer = trace.get_tracer("rae.outbox", tracer_provider=tracer_provider)
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._stop_deadline: float | None = None
-        self._task: asyncio.Task[None] | None = None
         self.published = 0
         self.consecutive_failures = 0
 
@@ -103,27 +100,13 @@ class OutboxRelay:
         """Ask for a publish pass now instead of at the next poll (call after commit)."""
         self._wake.set()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name=f"outbox-relay:{self.schema}")
-
     def request_stop(self) -> None:
-        """Start no new batch; the one in hand has `stop_timeout_s` from now to finish."""
-        if self._stop_deadline is None:
-            self._stop_deadline = asyncio.get_running_loop().time() + self.stop_timeout_s
-        self._stopping.set()
+        """Start no new batch; the one in hand has `stop_timeout_s` from now to finish: a send to
+        a broker that does not answer waits up to the publisher's timeout, twice when it must
+        reconnect. A batch cancelled at the deadline stays unsent in the outbox (its transaction
+        rolls back) and is published at the next start."""
+        super().request_stop()
         self._wake.set()
-
-    async def stop(self) -> None:
-        """Finish the batch in hand; cancel it at the deadline (`request_stop`'s, or
-        `stop_timeout_s` from now): a send to a broker that does not answer waits up to the
-        publisher's timeout, twice when it must reconnect. A cancelled batch stays unsent in the
-        outbox (its transaction rolls back) and is published at the next start."""
-        self.request_stop()
-        if self._task is not None:
-            assert self._stop_deadline is not None
-            await stop_task(self._task, self._stop_deadline, name=f"outbox relay ({self.schema})")
-            self._task = None
 
     async def pending(self) -> int:
         async with self.pool.acquire() as conn:

@@ -21,6 +21,7 @@ import httpx
 from opentelemetry import trace
 from opentelemetry.trace import TracerProvider
 
+from rae_common.background import BackgroundLoop
 from rae_common.events import TOPIC_DLQ
 from rae_common.messaging import KafkaPublisher, OutgoingRecord
 from rae_common.telemetry import extract_context, inject_context
@@ -37,7 +38,7 @@ _log = logging.getLogger("rae.events.delivery")
 DELIVERY_GROUP = "events-webhooks"
 
 
-class DeliveryWorker:
+class DeliveryWorker(BackgroundLoop):
     def __init__(
         self,
         pool: asyncpg.Pool,
@@ -52,6 +53,7 @@ class DeliveryWorker:
         poll_interval_s: float,
         tracer_provider: TracerProvider | None = None,
         rng: random.Random | None = None,
+        stop_timeout_s: float = 3.0,
     ) -> None:
         self.pool = pool
         self.http = http
@@ -65,24 +67,15 @@ class DeliveryWorker:
         self._tracer = trace.get_tracer("rae.events.delivery", tracer_provider=tracer_provider)
         self._rng = rng or random.Random()
         self._wake = asyncio.Event()
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
+        super().__init__(task_name="webhook-delivery", stop_timeout_s=stop_timeout_s)
 
     def wake(self) -> None:
         """Look for due deliveries now rather than at the next poll (call after commit)."""
         self._wake.set()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="webhook-delivery")
-
-    async def stop(self) -> None:
-        self._stopping.set()
+    def request_stop(self) -> None:
+        super().request_stop()
         self._wake.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
 
     async def run_once(self) -> int:
         """Try every due delivery (up to a batch, concurrently), then park dead ones on the DLQ

@@ -62,21 +62,25 @@ def create_app(settings: EventsSettings | None = None) -> FastAPI:
                 batch_size=settings.events_webhook_batch_size,
                 poll_interval_s=settings.events_webhook_poll_interval_s,
                 tracer_provider=state.tracer_provider,
+                stop_timeout_s=settings.background_stop_timeout_s,
             )
             recorder = DeadLetterRecorder(
                 settings.kafka_bootstrap_servers,
                 pool,
                 session_timeout_ms=settings.kafka_session_timeout_ms,
                 heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
+                stop_timeout_s=settings.background_stop_timeout_s,
             )
             sampler = MetricsSampler(
                 pool,
                 ConsumerLag(settings.kafka_bootstrap_servers, CONSUMER, ALL_TOPICS),
                 metrics,
                 settings.events_metrics_interval_s,
+                stop_timeout_s=settings.background_stop_timeout_s,
             )
             for task in (worker, recorder, sampler):
                 task.start()
+                state.on_shutdown(task.request_stop)
                 stack.push_async_callback(task.stop)
             engine = EventEngine(
                 pool,

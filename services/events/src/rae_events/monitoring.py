@@ -8,6 +8,7 @@ import logging
 
 import asyncpg
 
+from rae_common.background import CANCEL_WAIT_S, BackgroundLoop
 from rae_events.adapters import repository as repo
 from rae_events.adapters.kafka_lag import ConsumerLag
 from rae_events.metrics import EventsMetrics
@@ -17,28 +18,26 @@ __all__ = ["MetricsSampler"]
 _log = logging.getLogger("rae.events.monitoring")
 
 
-class MetricsSampler:
+class MetricsSampler(BackgroundLoop):
     def __init__(
-        self, pool: asyncpg.Pool, lag: ConsumerLag, metrics: EventsMetrics, interval_s: float
+        self,
+        pool: asyncpg.Pool,
+        lag: ConsumerLag,
+        metrics: EventsMetrics,
+        interval_s: float,
+        stop_timeout_s: float = 3.0,
     ) -> None:
         self.pool = pool
         self.lag = lag
         self.metrics = metrics
         self.interval_s = interval_s
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="events-metrics-sampler")
+        super().__init__(task_name="events-metrics-sampler", stop_timeout_s=stop_timeout_s)
 
     async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-        await self.lag.stop()
+        await super().stop()
+        # A broker that does not answer must not hold the shutdown at the lag reader's close.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.lag.stop(), timeout=CANCEL_WAIT_S)
 
     async def sample(self) -> None:
         try:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.structs import ConsumerRecord
 
 from rae_common.auth import validate_tenant_id
+from rae_common.background import BackgroundLoop
 from rae_common.db import tenant_tx
 from rae_common.events import TOPIC_DLQ
 from rae_events.adapters import repository as repo
@@ -89,7 +90,7 @@ def _int(value: str | None) -> int | None:
         return None
 
 
-class DeadLetterRecorder:
+class DeadLetterRecorder(BackgroundLoop):
     def __init__(
         self,
         bootstrap_servers: str,
@@ -99,6 +100,7 @@ class DeadLetterRecorder:
         heartbeat_interval_ms: int,
         poll_timeout_ms: int = 500,
         reconnect_backoff_s: float = 0.5,
+        stop_timeout_s: float = 3.0,
     ) -> None:
         self.bootstrap_servers = bootstrap_servers
         self.pool = pool
@@ -107,19 +109,7 @@ class DeadLetterRecorder:
         self.poll_timeout_ms = poll_timeout_ms
         self.reconnect_backoff_s = reconnect_backoff_s
         self.recorded = 0
-        self._stopping = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
-
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="dead-letter-recorder")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        super().__init__(task_name="dead-letter-recorder", stop_timeout_s=stop_timeout_s)
 
     async def _run(self) -> None:
         backoff = self.reconnect_backoff_s
