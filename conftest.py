@@ -71,6 +71,16 @@ def sub_stack_offset(test_port_offset: int) -> SubStackOffsets:
     return SubStackOffsets(test_port_offset)
 
 
+E2E = ROOT / "tests" / "e2e"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the e2e suite last: its services run until the session ends and stay members of their
+    consumer groups (graph, reflection, ...), so a later test joining one of those groups would
+    wait for partitions they hold."""
+    items.sort(key=lambda item: item.path.is_relative_to(E2E))
+
+
 @pytest.fixture(scope="session")
 def stack(test_port_offset: int) -> Iterator[Stack]:
     stack = Stack(
