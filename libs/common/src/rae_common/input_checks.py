@@ -37,9 +37,8 @@ _PATH_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
 # The escapes json.loads turns into a NUL or a lone surrogate (a pair becomes one code point), and
 # the tokens it turns into non-finite floats: when none occurs in the bytes, nothing can be found.
-# Searched apart: a literal prefix lets `re` skip ahead, an alternation of all four does not
-# (measured on a 0.7 MB batch body: 2 ms for the three scans, 34 ms for one alternation of all
-# four, 10 ms for the JSON parse itself).
+# Searched apart: a literal prefix lets `re` skip ahead, an alternation of all four does not (an
+# order of magnitude slower on a large batch body: docs/BENCHMARKS.md, "Ninth pass").
 _SUSPECT_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F])")
 _NON_FINITE_TOKENS = (b"NaN", b"Infinity")
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
