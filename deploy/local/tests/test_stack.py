@@ -199,9 +199,11 @@ def test_env_urls_make_components_external(local_stack: Stack, tmp_path: Path, s
     assert {s.name: s.state for s in other.status() if s.kind == "infra"} == dict.fromkeys(INFRA, "external")
     assert not any(other.run_dir.glob("*.pid"))
     assert not other.data_root.exists() or not any(other.data_root.iterdir())
-    # Consumer timeouts are tuned only for the local broker, never for someone else's Kafka.
-    tuning = {"KAFKA_SESSION_TIMEOUT_MS", "KAFKA_HEARTBEAT_INTERVAL_MS"}
+    # Consumer timeouts are tuned, and producer idempotence turned off (the local broker lacks
+    # InitProducerId), only for the local broker, never for someone else's Kafka.
+    tuning = {"KAFKA_SESSION_TIMEOUT_MS", "KAFKA_HEARTBEAT_INTERVAL_MS", "KAFKA_ENABLE_IDEMPOTENCE"}
     assert tuning <= set(infra)
+    assert infra["KAFKA_ENABLE_IDEMPOTENCE"] == "false"
     assert other.infra_env() == {k: v for k, v in ext_env.items() if k not in tuning}
     other.down()  # nothing of its own to stop; must not touch the first stack
     assert _pids(local_stack) == before

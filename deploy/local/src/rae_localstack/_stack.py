@@ -293,6 +293,9 @@ class Stack:
             # short timeouts make that ~1 s instead of 5 s (real Kafka would refuse them).
             out["KAFKA_SESSION_TIMEOUT_MS"] = env.get("KAFKA_SESSION_TIMEOUT_MS") or "2000"
             out["KAFKA_HEARTBEAT_INTERVAL_MS"] = env.get("KAFKA_HEARTBEAT_INTERVAL_MS") or "500"
+            # The local broker lacks InitProducerId, so an idempotent producer cannot start on
+            # it; this is the one place idempotence is turned off (an external Kafka keeps it).
+            out["KAFKA_ENABLE_IDEMPOTENCE"] = "false"
         if self.is_external("arcadedb"):
             out["NEO4J_URI"] = env["NEO4J_URI"]
             out["NEO4J_USER"] = env.get("NEO4J_USER", "neo4j")

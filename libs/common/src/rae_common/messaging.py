@@ -27,6 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode, TracerProvider
 
 from rae_common.background import BackgroundLoop
 from rae_common.events import TOPIC_DLQ, Envelope, EventRegistry, registry, topic_for
+from rae_common.kafka_options import KafkaOptions
 from rae_common.telemetry import extract_context, inject_context
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "KafkaPublisher",
     "OutgoingRecord",
     "create_topics",
+    "kafka_options",
 ]
 
 _log = logging.getLogger("rae.messaging")
@@ -144,33 +146,39 @@ class ConsumedEvent:
 BatchHandler = Callable[[Sequence[ConsumedEvent]], Awaitable[None]]
 
 
+def kafka_options(connection: KafkaOptions | str) -> KafkaOptions:
+    """`connection` itself, or for a bare address `KafkaOptions.local`: what tests and the bench
+    pass for the local broker. Services pass the options of their settings (idempotence on
+    unless KAFKA_ENABLE_IDEMPOTENCE=false)."""
+    return connection if isinstance(connection, KafkaOptions) else KafkaOptions.local(connection)
+
+
 def _tracer(provider: TracerProvider | None) -> trace.Tracer:
     return trace.get_tracer("rae.messaging", tracer_provider=provider)
 
 
 class KafkaPublisher:
-    """A lazily (re)connecting producer; idempotence stays off (the local broker lacks it).
+    """A lazily (re)connecting producer, idempotent unless its options turn that off.
 
-    Every send first checks that its topics exist, and creates those that do not (with
-    `topic_partitions`): a broker restarted without its data still acknowledges records for a
-    topic it no longer has, from a producer that remembers the topic, and the local broker then
-    loses them and fails the first batches written after the topic is created again
-    (`AlreadyExists`). The check asks for the list of topics, which creates none (asking for one
+    Every send first checks that its topics exist, and creates those that do not (with the
+    options' partitions and replication factor): a broker restarted without its data still
+    acknowledges records for a topic it no longer has, from a producer that remembers the topic,
+    and the local broker then loses them and fails the first batches written after the topic is
+    created again (`AlreadyExists`). The check asks for the list of topics, which creates none (asking for one
     topic by name would, with the broker's default partitions)."""
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaOptions | str,
         *,
         client_id: str,
         tracer_provider: TracerProvider | None = None,
         timeout_s: float = 10.0,
-        topic_partitions: int = 3,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.options = kafka_options(connection)
+        self.bootstrap_servers = self.options.bootstrap_servers
         self.client_id = client_id
         self.timeout_s = timeout_s
-        self.topic_partitions = topic_partitions
         self._tracer = _tracer(tracer_provider)
         self._producer: AIOKafkaProducer | None = None
         self._lock = asyncio.Lock()
@@ -181,7 +189,7 @@ class KafkaPublisher:
         async with self._lock:
             if self._producer is None:
                 producer = AIOKafkaProducer(
-                    bootstrap_servers=self.bootstrap_servers,
+                    **self.options.producer_kwargs(),
                     client_id=self.client_id,
                     acks="all",
                     request_timeout_ms=int(self.timeout_s * 1000),
@@ -240,7 +248,7 @@ class KafkaPublisher:
         missing = topics - (await producer.client.fetch_all_metadata()).topics()
         if missing:
             _log.warning("creating missing topics %s (a broker without its data?)", sorted(missing))
-            await create_topics(self.bootstrap_servers, sorted(missing), partitions=self.topic_partitions)
+            await create_topics(self.options, sorted(missing))
 
     async def publish(self, envelope: Envelope, *, topic: str | None = None) -> None:
         """Publish one envelope keyed by tenant, in a producer span that continues the trace."""
@@ -312,7 +320,7 @@ class KafkaConsumerLoop(BackgroundLoop):
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: KafkaOptions | str,
         *,
         group_id: str,
         topics: Sequence[str],
@@ -330,7 +338,8 @@ class KafkaConsumerLoop(BackgroundLoop):
         reconnect_backoff_s: float = 0.5,
         stop_timeout_s: float = 3.0,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.options = kafka_options(connection)
+        self.bootstrap_servers = self.options.bootstrap_servers
         self.group_id = group_id
         self.topics = list(topics)
         self.handler = handler
@@ -356,7 +365,7 @@ class KafkaConsumerLoop(BackgroundLoop):
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.bootstrap_servers,
+            **self.options.client_kwargs(),
             group_id=self.group_id,
             client_id=self.group_id,
             enable_auto_commit=False,
@@ -599,7 +608,7 @@ class KafkaBroadcastLoop(KafkaConsumerLoop):
     def _new_consumer(self) -> AIOKafkaConsumer:
         return AIOKafkaConsumer(
             *self.topics,
-            bootstrap_servers=self.bootstrap_servers,
+            **self.options.client_kwargs(),
             group_id=None,
             client_id=self.group_id,
             enable_auto_commit=False,
@@ -620,12 +629,17 @@ class KafkaBroadcastLoop(KafkaConsumerLoop):
         _log.error("record %s/%d@%d dropped: %s", record.topic, record.partition, record.offset, error)
 
 
-async def create_topics(bootstrap_servers: str, topics: Sequence[str], partitions: int = 3) -> None:
-    """Create topics that do not exist yet (used by the local stack and tests)."""
+async def create_topics(
+    connection: KafkaOptions | str, topics: Sequence[str], partitions: int | None = None
+) -> None:
+    """Create topics that do not exist yet, with the options' partitions (unless `partitions`
+    says otherwise) and replication factor; one created meanwhile by another client is fine."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
     from aiokafka.errors import TopicAlreadyExistsError
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    options = kafka_options(connection)
+    partitions = options.topic_partitions if partitions is None else partitions
+    admin = AIOKafkaAdminClient(**options.client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -633,7 +647,12 @@ async def create_topics(bootstrap_servers: str, topics: Sequence[str], partition
         if missing:
             with contextlib.suppress(TopicAlreadyExistsError):
                 await admin.create_topics(
-                    [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing]
+                    [
+                        NewTopic(
+                            t, num_partitions=partitions, replication_factor=options.topic_replication_factor
+                        )
+                        for t in missing
+                    ]
                 )
     finally:
         await admin.close()

@@ -82,7 +82,7 @@ async def postgres(
 async def kafka_publisher(state: ServiceState) -> AsyncIterator[KafkaPublisher]:
     """A publisher that connects lazily: the service starts while the broker is down."""
     publisher = KafkaPublisher(
-        state.settings.kafka_bootstrap_servers,
+        state.settings.kafka_options(),
         client_id=state.settings.service_name,
         tracer_provider=state.tracer_provider,
     )
@@ -129,7 +129,7 @@ async def kafka_consumer(
 ) -> AsyncIterator[KafkaConsumerLoop]:
     settings = state.settings
     loop = KafkaConsumerLoop(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_options(),
         group_id=group_id,
         topics=topics,
         handler=handler,
@@ -167,7 +167,7 @@ async def kafka_broadcast(
     handler that keeps failing drops the record (logged), having no dead-letter topic to feed."""
     settings = state.settings
     loop = KafkaBroadcastLoop(
-        settings.kafka_bootstrap_servers,
+        settings.kafka_options(),
         group_id=name,
         topics=topics,
         handler=handler,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from rae_common.kafka_options import KafkaOptions, SaslMechanism, SecurityProtocol
 
 __all__ = ["ServiceSettings"]
 
@@ -43,6 +45,18 @@ class ServiceSettings(BaseSettings):
     # Longest a consumer's fetch waits for new records: every consumer hop costs up to this much
     # latency when traffic is light (aiokafka's default, 500, put ~200 ms on each hop locally).
     kafka_fetch_max_wait_ms: int = Field(default=100, ge=1)
+    # How every producer, consumer and admin client connects (rae_common.kafka_options): checked
+    # together at start-up, so a half-configured SASL or TLS set-up fails with the setting to fix.
+    kafka_security_protocol: SecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr = SecretStr("")
+    kafka_ssl_ca_file: str | None = None
+    # Off only for a broker without InitProducerId (the local one: the local stack sets it).
+    kafka_enable_idempotence: bool = True
+    # For the topics the services create when missing.
+    kafka_topic_partitions: int = Field(default=3, ge=1)
+    kafka_topic_replication_factor: int = Field(default=1, ge=1)
     neo4j_uri: str = "bolt://127.0.0.1:17687"
     neo4j_user: str = "root"
     neo4j_password: SecretStr = SecretStr("")
@@ -72,6 +86,31 @@ class ServiceSettings(BaseSettings):
     reflection_url: str = "http://127.0.0.1:8004"
     cost_url: str = "http://127.0.0.1:8005"
     events_url: str = "http://127.0.0.1:8006"
+
+    @field_validator("kafka_sasl_mechanism", "kafka_sasl_username", "kafka_ssl_ca_file", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        # `.env.example` lists them empty: an empty variable means "not set".
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _check_kafka(self) -> ServiceSettings:
+        self.kafka_options()  # raises ValueError naming the setting to fix
+        return self
+
+    def kafka_options(self) -> KafkaOptions:
+        """The options every Kafka client of this service is built with."""
+        return KafkaOptions(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password.get_secret_value() or None,
+            ssl_ca_file=self.kafka_ssl_ca_file,
+            topic_partitions=self.kafka_topic_partitions,
+            topic_replication_factor=self.kafka_topic_replication_factor,
+            enable_idempotence=self.kafka_enable_idempotence,
+        )
 
     @field_validator("app_cors_origins", mode="before")
     @classmethod

@@ -65,7 +65,7 @@ def create_app(settings: EventsSettings | None = None) -> FastAPI:
                 stop_timeout_s=settings.background_stop_timeout_s,
             )
             recorder = DeadLetterRecorder(
-                settings.kafka_bootstrap_servers,
+                settings.kafka_options(),
                 pool,
                 session_timeout_ms=settings.kafka_session_timeout_ms,
                 heartbeat_interval_ms=settings.kafka_heartbeat_interval_ms,
@@ -73,7 +73,7 @@ def create_app(settings: EventsSettings | None = None) -> FastAPI:
             )
             sampler = MetricsSampler(
                 pool,
-                ConsumerLag(settings.kafka_bootstrap_servers, CONSUMER, ALL_TOPICS),
+                ConsumerLag(settings.kafka_options(), CONSUMER, ALL_TOPICS),
                 metrics,
                 settings.events_metrics_interval_s,
                 stop_timeout_s=settings.background_stop_timeout_s,

@@ -23,6 +23,7 @@ from rae_common.auth import validate_tenant_id
 from rae_common.background import BackgroundLoop
 from rae_common.db import tenant_tx
 from rae_common.events import TOPIC_DLQ
+from rae_common.kafka_options import KafkaOptions
 from rae_events.adapters import repository as repo
 
 __all__ = ["DLQ_CONSUMER", "DLQ_HEADER_PREFIX", "FIRING_HEADER", "DeadLetterRecorder", "dead_letter_row"]
@@ -93,7 +94,7 @@ def _int(value: str | None) -> int | None:
 class DeadLetterRecorder(BackgroundLoop):
     def __init__(
         self,
-        bootstrap_servers: str,
+        options: KafkaOptions,
         pool: asyncpg.Pool,
         *,
         session_timeout_ms: int,
@@ -102,7 +103,7 @@ class DeadLetterRecorder(BackgroundLoop):
         reconnect_backoff_s: float = 0.5,
         stop_timeout_s: float = 3.0,
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.options = options
         self.pool = pool
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -116,7 +117,7 @@ class DeadLetterRecorder(BackgroundLoop):
         while not self._stopping.is_set():
             consumer = AIOKafkaConsumer(
                 TOPIC_DLQ,
-                bootstrap_servers=self.bootstrap_servers,
+                **self.options.client_kwargs(),
                 group_id=DLQ_CONSUMER,
                 client_id=DLQ_CONSUMER,
                 enable_auto_commit=False,

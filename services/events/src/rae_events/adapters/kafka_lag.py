@@ -8,6 +8,8 @@ from collections.abc import Sequence
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from rae_common.kafka_options import KafkaOptions
+
 __all__ = ["ConsumerLag"]
 
 
@@ -16,9 +18,9 @@ class ConsumerLag:
     triggers a rebalance of the members doing the work."""
 
     def __init__(
-        self, bootstrap_servers: str, group_id: str, topics: Sequence[str], timeout_s: float = 5.0
+        self, options: KafkaOptions, group_id: str, topics: Sequence[str], timeout_s: float = 5.0
     ) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        self.options = options
         self.group_id = group_id
         self.topics = list(topics)
         self.timeout_s = timeout_s
@@ -35,7 +37,7 @@ class ConsumerLag:
     async def _read(self) -> dict[tuple[str, int], int]:
         if self._consumer is None:
             consumer = AIOKafkaConsumer(
-                bootstrap_servers=self.bootstrap_servers,
+                **self.options.client_kwargs(),
                 group_id=self.group_id,
                 client_id=f"{self.group_id}-lag",
                 enable_auto_commit=False,
