@@ -187,4 +187,4 @@ def test_services_build_their_clients_from_the_options(ca_file: Path) -> None:
 def test_a_bare_address_is_the_local_broker() -> None:
     """Tests and the bench name the local broker by its address alone: plaintext, no idempotence
     (it lacks InitProducerId). Services never do: they pass their settings' options."""
-    assert kafka_options("127.0.0.1:19092") == KafkaOptions("127.0.0.1:19092", enable_idempotence=False)
+    assert kafka_options("kafka:9092") == KafkaOptions("kafka:9092", enable_idempotence=False)
