@@ -52,9 +52,7 @@ async def _answer(call: Awaitable[_T]) -> _T:
     try:
         return await call
     except StoreUnavailable as exc:
-        raise ProblemError(
-            503, "The tenant store is unavailable.", slug="service-unavailable", headers={"Retry-After": "5"}
-        ) from exc
+        raise ProblemError(503, "The tenant store is unavailable.", slug="service-unavailable") from exc
 
 
 class LimitOverrides(BaseModel):

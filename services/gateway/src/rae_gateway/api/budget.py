@@ -60,7 +60,6 @@ async def _reserve(store: BudgetStore, tenant_id: str, tokens: int) -> Reservati
             503,
             "The tenant's budget cannot be checked right now; nothing was spent.",
             slug="budget-unavailable",
-            headers={"Retry-After": "5"},
         ) from exc
     refusal = reservation.admission.refusal
     if refusal is not None:

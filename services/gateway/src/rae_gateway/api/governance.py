@@ -45,13 +45,21 @@ TenantPath = Annotated[TenantId, Path(min_length=1, max_length=64, description="
 GovernanceReadDep = Annotated[Principal, Depends(require_scope("governance:read"))]
 
 
-async def _reader_of(tenant_id: TenantPath, request: Request, state: StateDep) -> Principal:
-    """The platform admin, or the tenant itself with `governance:read`."""
+async def _tenant_reader(request: Request, state: StateDep) -> Principal | None:
+    """None for the platform admin; otherwise the caller, who must hold `governance:read`."""
     if platform_admin(request, state):
-        return _as_tenant(tenant_id, PLATFORM_ADMIN)
+        return None
     principal = await authenticate(request, state)
     if not principal.has("governance:read"):
         raise missing_scope("governance:read")
+    return principal
+
+
+async def _reader_of(tenant_id: TenantPath, request: Request, state: StateDep) -> Principal:
+    """The platform admin, or the tenant itself with `governance:read`."""
+    principal = await _tenant_reader(request, state)
+    if principal is None:
+        return _as_tenant(tenant_id, PLATFORM_ADMIN)
     if principal.tenant_id != tenant_id:
         raise ProblemError(403, "A tenant may read only its own budget and usage.", slug="other-tenant")
     return principal
@@ -79,7 +87,8 @@ class GovernanceIndex(BaseModel):
 )
 async def governance_index(request: Request, state: StateDep) -> GovernanceIndex:
     # A client exploring the API lands here first: it gets its own routes, not a bare 404.
-    if platform_admin(request, state):
+    principal = await _tenant_reader(request, state)
+    if principal is None:
         tenant = "{tenant_id}"
         return GovernanceIndex(
             tenant_id=None,
@@ -89,9 +98,6 @@ async def governance_index(request: Request, state: StateDep) -> GovernanceIndex
                 "overview": "/v1/governance/overview",
             },
         )
-    principal = await authenticate(request, state)
-    if not principal.has("governance:read"):
-        raise missing_scope("governance:read")
     return GovernanceIndex(
         tenant_id=principal.tenant_id,
         links={

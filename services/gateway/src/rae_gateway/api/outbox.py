@@ -80,7 +80,6 @@ async def republish(body: RepublishRequest, state: StateDep, actor: AdminDep) ->
             503,
             "Some services could not queue their events again: " + ", ".join(sorted(failed)) + ".",
             slug="service-unavailable",
-            headers={"Retry-After": "5"},
             extensions={
                 **body.model_dump(mode="json", include={"since", "until"}),
                 "requeued": requeued,

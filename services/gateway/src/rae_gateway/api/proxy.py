@@ -54,7 +54,6 @@ def _unreachable(service: str, exc: httpx.TransportError) -> ProblemError:
         503,
         f"The {service} service is unavailable.",
         slug="service-unavailable",
-        headers={"Retry-After": "5"},
         extensions={"service": service},
     )
 

@@ -94,7 +94,6 @@ async def _principal_from_key(state: ServiceState, value: str) -> Principal:
             503,
             "API keys cannot be checked right now.",
             slug="service-unavailable",
-            headers={"Retry-After": "5"},
         ) from exc
     # No cache of positive lookups: a revoked key is refused on the very next request.
     if row is None or not verify_secret(parsed.secret, row["secret_hash"]):
