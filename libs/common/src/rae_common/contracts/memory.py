@@ -176,7 +176,7 @@ def metadata_filters(pairs: list[str]) -> dict[str, str | int | float | bool | N
     """`key=value` filters (already validated as `MetadataFilter`) as the values they match."""
     parsed: dict[str, str | int | float | bool | None] = {}
     for pair in pairs:
-        key, _, raw = _metadata_pair(pair).partition("=")
+        key, _, raw = pair.partition("=")
         parsed[key] = _metadata_value(raw)
     return parsed
 

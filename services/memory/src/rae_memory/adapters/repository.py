@@ -78,6 +78,12 @@ class LexemeFrequencies:
         return self._frequencies
 
 
+# The memories an erasure of subject $2 reaches in tenant $1: its own and every chunk of its
+# documents, whatever the chunk's own subject.
+_OF_SUBJECT = f"""(subject = $2 OR document_id IN (
+    SELECT id FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2))"""
+
+
 class MemoryRepository:
     def __init__(self, lexeme_frequencies: LexemeFrequencies | None = None) -> None:
         self.lexeme_frequencies = lexeme_frequencies or LexemeFrequencies()
@@ -230,9 +236,7 @@ class MemoryRepository:
         (`metadata.reflection.source_ids`, written by the reflection service) names one of them."""
         rows = await conn.fetch(
             f"""WITH erased AS (
-                    SELECT id FROM {SCHEMA}.memories
-                    WHERE tenant_id = $1 AND (subject = $2 OR document_id IN (
-                        SELECT id FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2)))
+                    SELECT id FROM {SCHEMA}.memories WHERE tenant_id = $1 AND {_OF_SUBJECT})
                 SELECT id FROM erased
                 UNION
                 SELECT m.id FROM {SCHEMA}.memories m
@@ -251,9 +255,8 @@ class MemoryRepository:
         rows = [
             dict(r)
             for r in await conn.fetch(
-                f"""DELETE FROM {SCHEMA}.memories WHERE tenant_id = $1 AND (
-                        id = ANY($3::uuid[]) OR subject = $2 OR document_id IN (
-                            SELECT id FROM {SCHEMA}.documents WHERE tenant_id = $1 AND subject = $2))
+                f"""DELETE FROM {SCHEMA}.memories
+                    WHERE tenant_id = $1 AND (id = ANY($3::uuid[]) OR {_OF_SUBJECT})
                     RETURNING {COLUMNS}""",
                 tenant_id,
                 subject,
