@@ -18,6 +18,7 @@ from rae_common.app import ServiceState
 from rae_common.db import ConnectionSetup, Migration, PoolTimeouts, apply_migrations, close_pool, create_pool
 from rae_common.messaging import BatchHandler, Handler, KafkaBroadcastLoop, KafkaConsumerLoop, KafkaPublisher
 from rae_common.outbox import OutboxRelay, shared_migrations
+from rae_common.settings import require
 
 __all__ = [
     "kafka_broadcast",
@@ -47,6 +48,7 @@ async def postgres(
     `connection_setup` runs on every connection the pool opens; the connections opened before
     the migrations are replaced after them, so it may depend on what the migrations create
     (an extension's types, say)."""
+    require(state.settings, "postgres")
     settings = state.settings
     pool = await create_pool(
         settings.database_url,
@@ -81,6 +83,7 @@ async def postgres(
 @contextlib.asynccontextmanager
 async def kafka_publisher(state: ServiceState) -> AsyncIterator[KafkaPublisher]:
     """A publisher that connects lazily: the service starts while the broker is down."""
+    require(state.settings, "kafka")
     publisher = KafkaPublisher(
         state.settings.kafka_options(),
         client_id=state.settings.service_name,
@@ -127,6 +130,7 @@ async def kafka_consumer(
     dlq: KafkaPublisher,
     batch_handler: BatchHandler | None = None,
 ) -> AsyncIterator[KafkaConsumerLoop]:
+    require(state.settings, "kafka")
     settings = state.settings
     loop = KafkaConsumerLoop(
         settings.kafka_options(),
@@ -165,6 +169,7 @@ async def kafka_broadcast(
 
     Not a readiness check: a replica that misses records falls back on its cache's expiry. A
     handler that keeps failing drops the record (logged), having no dead-letter topic to feed."""
+    require(state.settings, "kafka")
     settings = state.settings
     loop = KafkaBroadcastLoop(
         settings.kafka_options(),
@@ -186,6 +191,7 @@ async def kafka_broadcast(
 
 @contextlib.asynccontextmanager
 async def redis_client(state: ServiceState) -> AsyncIterator[aioredis.Redis]:
+    require(state.settings, "redis")
     client = aioredis.Redis.from_url(state.settings.redis_url, socket_connect_timeout=2, socket_timeout=5)
 
     async def probe() -> None:
@@ -201,6 +207,7 @@ async def redis_client(state: ServiceState) -> AsyncIterator[aioredis.Redis]:
 
 @contextlib.asynccontextmanager
 async def neo4j_driver(state: ServiceState) -> AsyncIterator[neo4j.AsyncDriver]:
+    require(state.settings, "neo4j")
     settings = state.settings
     driver = neo4j.AsyncGraphDatabase.driver(
         settings.neo4j_uri,

@@ -3,20 +3,36 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Mapping
+from typing import Annotated, ClassVar, Literal
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from rae_common.kafka_options import KafkaOptions, SaslMechanism, SecurityProtocol
 
-__all__ = ["ServiceSettings"]
+__all__ = [
+    "CREDENTIAL_SETTINGS",
+    "INFRASTRUCTURE",
+    "INFRASTRUCTURE_SETTINGS",
+    "Infrastructure",
+    "ServiceSettings",
+    "require",
+]
+
+Infrastructure = Literal["postgres", "kafka", "redis", "neo4j", "qdrant", "auth"]
+INFRASTRUCTURE: tuple[Infrastructure, ...] = ("postgres", "kafka", "redis", "neo4j", "qdrant", "auth")
 
 
 class ServiceSettings(BaseSettings):
     """Every infrastructure URL and cross-cutting knob, read from the environment (or `.env`)."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", populate_by_name=True)
+
+    #: What this service connects to. A service reads the settings of `INFRASTRUCTURE_SETTINGS`
+    #: only for what it declares here (opening anything else fails: `require`), so the Helm
+    #: chart, which gives each service exactly these settings, cannot leave one out.
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset()
 
     service_name: str = "rae"
     environment: str = Field(default="local", validation_alias="RAE_ENVIRONMENT")
@@ -63,6 +79,7 @@ class ServiceSettings(BaseSettings):
     neo4j_database: str = "graph"
     redis_url: str = "redis://127.0.0.1:16379/0"
     qdrant_url: str | None = None
+    qdrant_api_key: SecretStr = SecretStr("")
 
     jwt_secret: SecretStr = SecretStr("")
     rae_admin_token: SecretStr = SecretStr("")
@@ -121,3 +138,54 @@ class ServiceSettings(BaseSettings):
                 return json.loads(value)
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
+
+
+#: The shared settings that belong to one kind of infrastructure: a service has them only when its
+#: class `uses` it. Every other shared setting applies to every service.
+INFRASTRUCTURE_SETTINGS: Mapping[Infrastructure, tuple[str, ...]] = {
+    "postgres": (
+        "database_url",
+        "database_pool_min",
+        "database_pool_max",
+        "database_acquire_timeout_s",
+        "database_statement_timeout_s",
+        "database_idle_in_transaction_timeout_s",
+        "database_close_timeout_s",
+        "outbox_poll_interval_s",
+        "outbox_batch_size",
+        "outbox_retention_hours",
+    ),
+    "kafka": (
+        "kafka_bootstrap_servers",
+        "kafka_session_timeout_ms",
+        "kafka_heartbeat_interval_ms",
+        "kafka_fetch_max_wait_ms",
+        "kafka_security_protocol",
+        "kafka_sasl_mechanism",
+        "kafka_sasl_username",
+        "kafka_sasl_password",
+        "kafka_ssl_ca_file",
+        "kafka_enable_idempotence",
+        "kafka_topic_partitions",
+        "kafka_topic_replication_factor",
+    ),
+    "redis": ("redis_url",),
+    "neo4j": ("neo4j_uri", "neo4j_user", "neo4j_password", "neo4j_database"),
+    "qdrant": ("qdrant_url", "qdrant_api_key"),
+    "auth": ("jwt_secret", "rae_admin_token"),
+}
+
+#: Plain-string settings that may carry a password (in the URL): deployed as secrets, like every
+#: `SecretStr` setting.
+CREDENTIAL_SETTINGS: frozenset[str] = frozenset({"database_url", "redis_url"})
+
+
+def require(settings: ServiceSettings, infrastructure: Infrastructure) -> None:
+    """Fail when a service opens infrastructure its settings class does not declare in `uses`:
+    its deployment (the Helm chart) would not give it the settings to reach it."""
+    declared = type(settings).uses
+    if infrastructure not in declared:
+        raise RuntimeError(
+            f"{type(settings).__name__} opens {infrastructure} but declares uses={sorted(declared)}: "
+            f"add {infrastructure!r} to its `uses` so that its deployment gets the {infrastructure} settings"
+        )

@@ -92,6 +92,10 @@ async def test_create_pool_runs_the_setup_on_every_connection(settings: ServiceS
         await pool.close()
 
 
+class _PostgresSettings(ServiceSettings):
+    uses = frozenset({"postgres"})
+
+
 async def test_the_connection_setup_sees_what_the_migrations_created(
     settings: ServiceSettings, schema: str
 ) -> None:
@@ -102,7 +106,7 @@ async def test_the_connection_setup_sees_what_the_migrations_created(
         found = await conn.fetchval("SELECT to_regtype($1) IS NOT NULL", f"{schema}.marker")
         await conn.execute("SELECT set_config('rae.test_saw_type', $1, false)", str(found).lower())
 
-    sized = settings.model_copy(update={"database_pool_min": 3, "database_pool_max": 3})
+    sized = _PostgresSettings(database_url=settings.database_url, database_pool_min=3, database_pool_max=3)
     state = ServiceState(settings=sized, tracer_provider=TracerProvider(), metrics=RequestMetrics("t"))
     migrations = [Migration(1, "marker", "CREATE TYPE marker AS ENUM ('x')")]
     async with resources.postgres(state, schema, migrations, connection_setup=setup) as pool:

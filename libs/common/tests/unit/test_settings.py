@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from rae_common.settings import ServiceSettings
+from rae_common.settings import INFRASTRUCTURE, INFRASTRUCTURE_SETTINGS, ServiceSettings, require
 
 
 def test_environment_overrides_infra_urls(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -25,3 +25,21 @@ def test_cors_origins_accept_csv_or_json(
 ) -> None:
     monkeypatch.setenv("APP_CORS_ORIGINS", raw)
     assert ServiceSettings().app_cors_origins == expected
+
+
+class _KafkaOnly(ServiceSettings):
+    uses = frozenset({"kafka"})
+
+
+def test_opening_infrastructure_a_service_does_not_declare_fails_with_the_fix() -> None:
+    settings = _KafkaOnly()
+    require(settings, "kafka")
+    with pytest.raises(RuntimeError, match=r"_KafkaOnly opens postgres but declares uses=\['kafka'\]"):
+        require(settings, "postgres")
+
+
+def test_every_shared_setting_belongs_to_one_infrastructure_or_to_every_service() -> None:
+    grouped = [name for names in INFRASTRUCTURE_SETTINGS.values() for name in names]
+    assert len(grouped) == len(set(grouped)), "a setting listed under two kinds of infrastructure"
+    assert set(grouped) <= set(ServiceSettings.model_fields)
+    assert set(INFRASTRUCTURE_SETTINGS) == set(INFRASTRUCTURE)

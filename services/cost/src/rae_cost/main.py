@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -16,7 +17,7 @@ from rae_common.db import load_migrations
 from rae_common.events import TOPIC_ML
 from rae_common.outbox import shared_migrations
 from rae_common.outbox_api import router as outbox_router
-from rae_common.settings import ServiceSettings
+from rae_common.settings import Infrastructure, ServiceSettings
 from rae_cost.adapters.repository import SCHEMA
 from rae_cost.api.routes import router
 from rae_cost.consumers import usage_handler
@@ -25,6 +26,7 @@ from rae_cost.service import CONSUMER, Clock, CostService
 
 
 class CostSettings(ServiceSettings):
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka"})
     service_name: str = "cost"
     budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     # Usage accounting can wait half a second for its records, and polling the broker ten times

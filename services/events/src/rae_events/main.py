@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -14,7 +15,7 @@ from rae_common.db import load_migrations
 from rae_common.events import ALL_TOPICS
 from rae_common.outbox import shared_migrations
 from rae_common.outbox_api import router as outbox_router
-from rae_common.settings import ServiceSettings
+from rae_common.settings import Infrastructure, ServiceSettings
 from rae_events.adapters.dead_letters import DeadLetterRecorder
 from rae_events.adapters.event_log import CONSUMER, SCHEMA
 from rae_events.adapters.kafka_lag import ConsumerLag
@@ -29,6 +30,7 @@ from rae_events.service import EventsService
 
 
 class EventsSettings(ServiceSettings):
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka"})
     service_name: str = "events"
     events_default_rule_every: int = Field(default=20, ge=1)
     events_default_rule_cooldown_s: int = Field(default=0, ge=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -14,7 +15,7 @@ from rae_common.contracts.memory import IngestText
 from rae_common.db import load_migrations
 from rae_common.events import TOPIC_COST, Envelope
 from rae_common.messaging import ConsumedRecord
-from rae_common.settings import ServiceSettings
+from rae_common.settings import Infrastructure, ServiceSettings, require
 from rae_gateway.adapters.budget import BudgetStore
 from rae_gateway.adapters.keys import SCHEMA, KeyStore
 from rae_gateway.api import admin, events, governance, graph, outbox, reflection, routes
@@ -26,6 +27,7 @@ from rae_gateway.domain.limits import TenantLimitsCache
 
 
 class GatewaySettings(ServiceSettings):
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "redis", "auth"})
     service_name: str = "gateway"
     # Requests per minute per tenant (per client address without a credential); 0 = unlimited.
     # A tenant's own limits (PUT /v1/admin/tenants/{id}/limits) take precedence.
@@ -65,6 +67,7 @@ class GatewaySettings(ServiceSettings):
 def _setup_for(settings: GatewaySettings) -> Setup:
     @contextlib.asynccontextmanager
     async def setup(state: ServiceState) -> AsyncIterator[None]:
+        require(settings, "auth")
         async with (
             resources.postgres(state, SCHEMA, load_migrations("rae_gateway")) as pool,
             resources.redis_client(state) as redis,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -13,7 +14,7 @@ from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.events import TOPIC_MEMORY
 from rae_common.outbox import shared_migrations
 from rae_common.outbox_api import router as outbox_router
-from rae_common.settings import ServiceSettings
+from rae_common.settings import Infrastructure, ServiceSettings
 from rae_graph.adapters.clients import MemoryClient, MlClient
 from rae_graph.adapters.store import GraphStore
 from rae_graph.api.routes import router
@@ -22,6 +23,7 @@ from rae_graph.service import SCHEMA, GraphService, Tuning
 
 
 class GraphSettings(ServiceSettings):
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "neo4j"})
     service_name: str = "graph"
     graph_similarity_threshold: float = Field(default=0.93, gt=0, le=1)
     graph_similarity_margin: float = Field(default=0.02, ge=0, le=1)

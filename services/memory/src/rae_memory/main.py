@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from datetime import timedelta
+from typing import ClassVar
 
 from fastapi import FastAPI
 from pydantic import Field, SecretStr, model_validator
@@ -17,7 +18,7 @@ from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.clients import GraphClient, MlClient, ReflectionClient
 from rae_common.db import load_migrations
 from rae_common.outbox_api import router as outbox_router
-from rae_common.settings import ServiceSettings
+from rae_common.settings import Infrastructure, ServiceSettings, require
 from rae_memory.adapters.embeddings import EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository
 from rae_memory.adapters.sql import SCHEMA, register_vector_codec
@@ -34,6 +35,7 @@ QDRANT_IN_PROCESS = ":memory:"
 
 
 class MemorySettings(ServiceSettings):
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "qdrant"})
     service_name: str = "memory"
     vector_backend: str = Field(default="pgvector", pattern="^(pgvector|qdrant)$")
     qdrant_collection: str = "rae_memories"
@@ -65,11 +67,14 @@ async def _vector_index(state: ServiceState, settings: MemorySettings) -> AsyncI
     if settings.vector_backend == "pgvector":
         yield PgVectorIndex(ef_search=settings.hnsw_ef_search)
         return
+    require(settings, "qdrant")
     in_process = settings.qdrant_url == QDRANT_IN_PROCESS
     client = (
         AsyncQdrantClient(location=QDRANT_IN_PROCESS)
         if in_process
-        else AsyncQdrantClient(url=settings.qdrant_url)
+        else AsyncQdrantClient(
+            url=settings.qdrant_url, api_key=settings.qdrant_api_key.get_secret_value() or None
+        )
     )
     index = QdrantIndex(
         client,

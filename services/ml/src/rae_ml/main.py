@@ -7,7 +7,7 @@ import contextlib
 import functools
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import httpx
 from fastapi import FastAPI
@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
 from rae_common.outbox_api import router as outbox_router
-from rae_common.settings import ServiceSettings
+from rae_common.settings import Infrastructure, ServiceSettings
 from rae_common.telemetry import instrument_httpx
 from rae_ml.adapters.cache import RedisVectorCache
 from rae_ml.adapters.local_chat import LocalChatProvider
@@ -67,6 +67,7 @@ class ProviderConfig(BaseModel):
 
 
 class MLSettings(ServiceSettings):
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "redis"})
     service_name: str = "ml"
 
     embedding_model: str = MINILM.name
@@ -77,6 +78,9 @@ class MLSettings(ServiceSettings):
     embedding_onnx_cache_dir: str | None = None
 
     ml_providers: list[ProviderConfig] = Field(default_factory=list)
+    # Provider name -> API key, for keys kept apart from ML_PROVIDERS (a Kubernetes Secret): JSON
+    # such as {"openai": "sk-..."}. A key inside ML_PROVIDERS itself wins.
+    ml_provider_api_keys: dict[str, SecretStr] = Field(default_factory=dict)
     ml_default_generate_model: str = LOCAL_MODEL
     ml_extract_model: str | None = None
     ml_provider_timeout_s: float = Field(default=60.0, gt=0)
@@ -96,7 +100,16 @@ class MLSettings(ServiceSettings):
         names = [p.name for p in self.ml_providers]
         if len(set(names)) != len(names):
             raise ValueError("ML_PROVIDERS names must be unique")
+        unknown = sorted(set(self.ml_provider_api_keys) - set(names))
+        if unknown:
+            raise ValueError(
+                f"ML_PROVIDER_API_KEYS names providers that ML_PROVIDERS does not have: {unknown}"
+            )
         return self
+
+    def provider_api_key(self, provider: ProviderConfig) -> str | None:
+        key = provider.api_key or self.ml_provider_api_keys.get(provider.name)
+        return key.get_secret_value() if key is not None else None
 
 
 def default_models(settings: MLSettings) -> ModelRegistry:
@@ -143,9 +156,8 @@ async def _provider_clients(
     async with contextlib.AsyncExitStack() as stack:
         clients: dict[str, OpenAICompatibleClient] = {}
         for provider in settings.ml_providers:
-            headers = (
-                {"Authorization": f"Bearer {provider.api_key.get_secret_value()}"} if provider.api_key else {}
-            )
+            api_key = settings.provider_api_key(provider)
+            headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
             http = await stack.enter_async_context(
                 httpx.AsyncClient(
                     base_url=provider.base_url,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from typing import ClassVar
 
 from fastapi import FastAPI
 from pydantic import Field
@@ -14,7 +15,7 @@ from rae_common.db import load_migrations
 from rae_common.events import TOPIC_MEMORY, TOPIC_REFLECTION
 from rae_common.outbox import shared_migrations
 from rae_common.outbox_api import router as outbox_router
-from rae_common.settings import ServiceSettings
+from rae_common.settings import Infrastructure, ServiceSettings
 from rae_reflection.adapters.clients import MemoryClient, MlClient
 from rae_reflection.adapters.repository import SCHEMA
 from rae_reflection.api.routes import router
@@ -24,6 +25,7 @@ from rae_reflection.service import CONSUMER, ReflectionService, Tuning
 
 
 class ReflectionSettings(ServiceSettings):
+    uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka"})
     service_name: str = "reflection"
     reflection_max_memories: int = Field(default=500, ge=1, le=2048)
     reflection_similarity: float = Field(default=0.5, ge=-1, le=1)
