@@ -13,6 +13,7 @@ from rae_common.kafka_options import KafkaOptions, SaslMechanism, SecurityProtoc
 
 __all__ = [
     "CREDENTIAL_SETTINGS",
+    "DEPLOYED_REQUIRES",
     "INFRASTRUCTURE",
     "INFRASTRUCTURE_SETTINGS",
     "Infrastructure",
@@ -115,6 +116,26 @@ class ServiceSettings(BaseSettings):
         self.kafka_options()  # raises ValueError naming the setting to fix
         return self
 
+    @model_validator(mode="after")
+    def _deployed_names_its_infrastructure(self) -> ServiceSettings:
+        # The defaults are the local stack's addresses on 127.0.0.1. Deployed, a service left
+        # without one would reach for a server that is not there (or, worse, another one that
+        # is): it stops at start-up naming the variable instead.
+        if self.environment == "local":
+            return self
+        missing = [
+            name.upper()
+            for infrastructure in sorted(type(self).uses)
+            for name in DEPLOYED_REQUIRES.get(infrastructure, ())
+            if name not in self.model_fields_set
+        ]
+        if missing:
+            raise ValueError(
+                f"RAE_ENVIRONMENT={self.environment} needs {', '.join(missing)}: outside the local "
+                "stack no infrastructure address has a default"
+            )
+        return self
+
     def kafka_options(self) -> KafkaOptions:
         """The options every Kafka client of this service is built with."""
         return KafkaOptions(
@@ -173,6 +194,15 @@ INFRASTRUCTURE_SETTINGS: Mapping[Infrastructure, tuple[str, ...]] = {
     "neo4j": ("neo4j_uri", "neo4j_user", "neo4j_password", "neo4j_database"),
     "qdrant": ("qdrant_url", "qdrant_api_key"),
     "auth": ("jwt_secret", "rae_admin_token"),
+}
+
+#: The settings a service outside the local stack (RAE_ENVIRONMENT other than `local`) must be
+#: given for each kind of infrastructure it uses: their defaults are the local stack's addresses.
+DEPLOYED_REQUIRES: Mapping[Infrastructure, tuple[str, ...]] = {
+    "postgres": ("database_url",),
+    "kafka": ("kafka_bootstrap_servers",),
+    "redis": ("redis_url",),
+    "neo4j": ("neo4j_uri",),
 }
 
 #: Plain-string settings that may carry a password (in the URL): deployed as secrets, like every

@@ -43,3 +43,22 @@ def test_every_shared_setting_belongs_to_one_infrastructure_or_to_every_service(
     assert len(grouped) == len(set(grouped)), "a setting listed under two kinds of infrastructure"
     assert set(grouped) <= set(ServiceSettings.model_fields)
     assert set(INFRASTRUCTURE_SETTINGS) == set(INFRASTRUCTURE)
+
+
+class _Deployed(ServiceSettings):
+    uses = frozenset({"postgres", "kafka", "redis"})
+
+
+def test_a_deployed_service_without_an_infrastructure_address_stops_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("RAE_ENVIRONMENT", "production")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")
+    with pytest.raises(ValueError, match=r"RAE_ENVIRONMENT=production needs DATABASE_URL, REDIS_URL:"):
+        _Deployed()
+    monkeypatch.setenv("DATABASE_URL", "postgresql://rae@db/rae")
+    monkeypatch.setenv("REDIS_URL", "redis://redis:6379/0")
+    assert _Deployed().database_url == "postgresql://rae@db/rae"
+    monkeypatch.setenv("RAE_ENVIRONMENT", "local")
+    monkeypatch.delenv("DATABASE_URL")
+    assert _Deployed().database_url.startswith("postgresql://rae:rae@127.0.0.1")
