@@ -46,6 +46,7 @@ SUB_STACK_SLOTS: Mapping[str, int] = {
     "localstack-external": 500,  # deploy/local/tests: a stack whose servers are all external
     "localstack-idle": 600,  # deploy/local/tests: stacks that never start anything
     "localstack-republish": 700,  # deploy/local/tests/test_republish.py: a broker and services
+    "chart-processes": 800,  # tests/charts/test_chart_processes.py: the services the chart renders
 }
 
 

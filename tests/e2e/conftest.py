@@ -4,25 +4,13 @@ in-process OTLP receiver."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
 
-from rae_common.events import ALL_TOPICS, TOPIC_DLQ, TOPIC_MEMORY, TOPIC_ML, TOPIC_REFLECTION
-from rae_common.testing import OTLPReceiver, skip_backlog
+from rae_common.testing import SUITE_CONSUMER_GROUPS, OTLPReceiver, skip_backlog
 from rae_localstack import Stack
-
-# Every service's consumer group and its topics. Earlier tests of the session (or of earlier
-# sessions on a kept stack) leave thousands of events behind; the suite's consumers start at the
-# end of them, as a freshly deployed suite would, instead of first working through the backlog.
-CONSUMER_GROUPS: Mapping[str, Sequence[str]] = {
-    "events-engine": ALL_TOPICS,
-    "events-dlq": (TOPIC_DLQ,),
-    "graph": (TOPIC_MEMORY,),
-    "cost": (TOPIC_ML,),
-    "reflection": (TOPIC_REFLECTION, TOPIC_MEMORY),
-}
 
 
 @pytest.fixture(scope="session")
@@ -37,7 +25,10 @@ def otlp() -> Iterator[OTLPReceiver]:
 def suite(stack: Stack, otlp: OTLPReceiver) -> Iterator[Stack]:
     # Services left from an earlier run would export to another receiver: start them afresh.
     stack.down_services()
-    asyncio.run(skip_backlog(stack.service_env()["KAFKA_BOOTSTRAP_SERVERS"], CONSUMER_GROUPS))
+    # Earlier tests of the session (or of earlier sessions on a kept stack) leave thousands of
+    # events behind; the suite's consumers start at the end of them, as a freshly deployed suite
+    # would, instead of first working through the backlog.
+    asyncio.run(skip_backlog(stack.service_env()["KAFKA_BOOTSTRAP_SERVERS"], SUITE_CONSUMER_GROUPS))
     stack.up_services(
         extra_env={
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp.endpoint,

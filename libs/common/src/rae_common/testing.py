@@ -23,6 +23,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from rae_common.events import ALL_TOPICS, TOPIC_DLQ, TOPIC_MEMORY, TOPIC_ML, TOPIC_REFLECTION
 from rae_common.messaging import create_topics
 from rae_common.settings import ServiceSettings
 
@@ -33,6 +34,7 @@ __all__ = [
     "OTLPReceiver",
     "QuietHandler",
     "ReceivedSpan",
+    "SUITE_CONSUMER_GROUPS",
     "new_topic",
     "problem",
     "read_topic",
@@ -43,6 +45,15 @@ __all__ = [
 ]
 
 S = TypeVar("S", bound=ServiceSettings)
+
+#: Every service's consumer group and its topics (for `skip_backlog` before the whole suite starts).
+SUITE_CONSUMER_GROUPS: Mapping[str, Sequence[str]] = {
+    "events-engine": ALL_TOPICS,
+    "events-dlq": (TOPIC_DLQ,),
+    "graph": (TOPIC_MEMORY,),
+    "cost": (TOPIC_ML,),
+    "reflection": (TOPIC_REFLECTION, TOPIC_MEMORY),
+}
 T = TypeVar("T")
 
 
