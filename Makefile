@@ -10,7 +10,7 @@ STATE_DIR ?= $(or $(RAE_LOCAL_STATE_DIR),.rae-local/dev)
 STACK := $(PY) -m rae_localstack --state-dir $(STATE_DIR)
 SRC_DIRS := libs/common/src services/*/src deploy/local/src tools
 
-.PHONY: help install system-deps up down status env demo lint format typecheck test chart-check clean
+.PHONY: help install system-deps up down status env demo lint format typecheck test chart-check chart-generate clean
 
 help: ## List the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,6 +52,9 @@ test: lint typecheck ## Lint, types, then unit + integration + e2e + chart tests
 
 chart-check: ## helm lint + render + validate the charts
 	@bash deploy/tools/chart-check.sh
+
+chart-generate: install ## Regenerate the chart's settings.json, values.schema.json and README values table
+	@$(PY) deploy/tools/chart_settings.py
 
 clean: down ## Stop everything and delete local data
 	rm -rf .rae-local

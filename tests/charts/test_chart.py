@@ -1,22 +1,23 @@
-"""The Helm charts render what an operator expects: run with a real helm, validated offline."""
+"""The Helm chart renders what an operator expects: run with a real helm, offline."""
 
 from __future__ import annotations
 
-import os
-import re
-import shutil
+import base64
+import importlib
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+
+from rae_common.serve import ServeSettings
+from rae_common.settings import CREDENTIAL_SETTINGS, INFRASTRUCTURE_SETTINGS, ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-KUBE_VERSION = "1.31.0"
-ALL_FEATURES = REPO_ROOT / "charts" / "rae" / "ci" / "all-features-values.yaml"
+CI = REPO_ROOT / "charts" / "rae" / "ci"
+TEST_VALUES = ("-f", str(CI / "test-values.yaml"))
+ALL_FEATURES = (*TEST_VALUES, "-f", str(CI / "all-features-values.yaml"))
 PORTS = {
     "gateway": 8000,
     "memory": 8001,
@@ -29,65 +30,7 @@ PORTS = {
 
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
-
-
-def _run(args: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}\n{result.stdout}\n{result.stderr}")
-    return result
-
-
-@pytest.fixture(scope="session")
-def helm_env() -> dict[str, str]:
-    _run(["bash", str(REPO_ROOT / "deploy" / "tools" / "install-helm.sh")])
-    tools = REPO_ROOT / ".tools"
-    env = dict(os.environ)
-    env["PATH"] = f"{tools / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    for kind in ("CACHE", "CONFIG", "DATA"):
-        env[f"HELM_{kind}_HOME"] = str(tools / "helm" / kind.lower())
-    return env
-
-
-@pytest.fixture(scope="session")
-def chart(helm_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A private copy of charts/ with the library dependency built, so the work tree stays clean."""
-    charts = tmp_path_factory.mktemp("charts")
-    for name in ("rae", "rae-service"):
-        shutil.copytree(
-            REPO_ROOT / "charts" / name,
-            charts / name,
-            ignore=shutil.ignore_patterns("*.tgz"),
-        )
-    _run(["helm", "dependency", "build", "--skip-refresh", str(charts / "rae")], helm_env)
-    return charts / "rae"
-
-
-@pytest.fixture(scope="session")
-def helm_template(helm_env: dict[str, str], chart: Path) -> Callable[..., str]:
-    def template(*args: str) -> str:
-        command = ["helm", "template", "r", str(chart), "--kube-version", KUBE_VERSION, *args]
-        return _run(command, helm_env).stdout
-
-    return template
-
-
-@pytest.fixture(scope="session")
-def render(helm_template: Callable[..., str]) -> Render:
-    def render_manifests(*args: str) -> list[Manifest]:
-        return [doc for doc in yaml.safe_load_all(helm_template(*args)) if doc]
-
-    return render_manifests
-
-
-@pytest.fixture(scope="session")
-def default_manifests(render: Render) -> list[Manifest]:
-    return render()
-
-
-@pytest.fixture(scope="session")
-def all_features_manifests(render: Render) -> list[Manifest]:
-    return render("-f", str(ALL_FEATURES))
+RenderError = Callable[..., str]
 
 
 def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
@@ -104,33 +47,79 @@ def of_kind(manifests: list[Manifest], kind: str) -> dict[str, Manifest]:
 
 
 def container(deployment: Manifest) -> Manifest:
-    containers = deployment["spec"]["template"]["spec"]["containers"]
-    assert len(containers) == 1
-    return containers[0]
+    name = deployment["metadata"]["labels"]["app.kubernetes.io/name"]
+    (main,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == name]
+    return main
 
 
-def env_of(deployment: Manifest) -> dict[str, Any]:
-    """Plain variables as strings, Secret-backed ones as (secret name, key)."""
+def env_of(manifests: list[Manifest], service: str, spec: Manifest | None = None) -> dict[str, Any]:
+    """A container's environment: ConfigMap values and plain values as strings, Secret
+    references as (secret name, key, optional)."""
+    spec = spec or container(of_kind(manifests, "Deployment")[service])
+    configmaps = {m["metadata"]["name"]: m for m in manifests if m["kind"] == "ConfigMap"}
     env: dict[str, Any] = {}
-    for item in container(deployment).get("env", []):
+    for source in spec.get("envFrom", []):
+        if "configMapRef" in source and source["configMapRef"]["name"] in configmaps:
+            env.update(configmaps[source["configMapRef"]["name"]]["data"])
+    for item in spec.get("env", []):
         if "value" in item:
             env[item["name"]] = item["value"]
-        else:
+        elif "secretKeyRef" in item["valueFrom"]:
             ref = item["valueFrom"]["secretKeyRef"]
-            env[item["name"]] = (ref["name"], ref["key"])
+            env[item["name"]] = (ref["name"], ref["key"], ref.get("optional", False))
     return env
 
 
-def test_every_service_gets_a_deployment_and_a_service_on_its_port(
-    default_manifests: list[Manifest],
+def secret_data(manifests: list[Manifest]) -> dict[str, str]:
+    (secret,) = [m for m in manifests if m["kind"] == "Secret"]
+    return {key: base64.b64decode(value).decode() for key, value in secret["data"].items()}
+
+
+def reads(service: str) -> tuple[set[str], set[str]]:
+    """What a service's settings class reads, straight from the code: (plain, secret) names."""
+    module = importlib.import_module(f"rae_{service}.main")
+    (cls,) = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type) and issubclass(v, ServiceSettings) and v is not ServiceSettings
+    ]
+    grouped = {field: group for group, fields in INFRASTRUCTURE_SETTINGS.items() for field in fields}
+    plain: set[str] = set()
+    secret: set[str] = set()
+    for field, info in cls.model_fields.items():
+        if field == "service_name" or grouped.get(field, next(iter(cls.uses))) not in cls.uses:
+            continue
+        alias = info.validation_alias
+        name = alias if isinstance(alias, str) else field.upper()
+        is_secret = field in CREDENTIAL_SETTINGS or "SecretStr" in repr(info.annotation)
+        (secret if is_secret else plain).add(name)
+    plain |= {field.upper() for field in ServeSettings.model_fields}
+    return plain, secret
+
+
+@pytest.fixture(scope="module")
+def test_manifests(render: Render) -> list[Manifest]:
+    return render(*TEST_VALUES)
+
+
+@pytest.fixture(scope="module")
+def all_features_manifests(render: Render) -> list[Manifest]:
+    return render(*ALL_FEATURES)
+
+
+def test_every_service_gets_a_deployment_a_service_and_a_configmap_on_its_port(
+    test_manifests: list[Manifest],
 ) -> None:
-    deployments = of_kind(default_manifests, "Deployment")
-    services = of_kind(default_manifests, "Service")
-    assert set(deployments) == set(PORTS)
-    assert set(services) == set(PORTS)
+    deployments = of_kind(test_manifests, "Deployment")
+    services = of_kind(test_manifests, "Service")
+    assert set(deployments) == set(services) == set(of_kind(test_manifests, "ConfigMap")) == set(PORTS)
     for name, port in PORTS.items():
-        ports = container(deployments[name])["ports"]
-        assert ports == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        spec = container(deployments[name])
+        assert spec["command"] == ["rae-serve"], name
+        assert spec["ports"] == [{"name": "http", "containerPort": port, "protocol": "TCP"}]
+        env = env_of(test_manifests, name)
+        assert (env["RAE_SERVICE"], env["RAE_PORT"], env["RAE_HOST"]) == (name, str(port), "0.0.0.0")
+        assert env["RAE_ENVIRONMENT"] == "production"
         service = services[name]
         assert service["metadata"]["name"] == f"r-rae-{name}"
         assert service["spec"]["type"] == "ClusterIP"
@@ -138,168 +127,362 @@ def test_every_service_gets_a_deployment_and_a_service_on_its_port(
         pod_labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
         assert service["spec"]["selector"].items() <= pod_labels.items()
         annotations = deployments[name]["spec"]["template"]["metadata"]["annotations"]
-        assert annotations["prometheus.io/scrape"] == "true"
         assert annotations["prometheus.io/port"] == str(port)
-        assert annotations["prometheus.io/path"] == "/metrics"
 
 
-@pytest.mark.parametrize("features", ["defaults", "all-features"])
-def test_every_container_is_locked_down(
-    features: str, default_manifests: list[Manifest], all_features_manifests: list[Manifest]
+def test_the_port_value_moves_the_listener_the_service_and_the_probes(render: Render) -> None:
+    manifests = render(*TEST_VALUES, "--set", "memory.port=9101")
+    spec = container(of_kind(manifests, "Deployment")["memory"])
+    assert spec["ports"][0]["containerPort"] == 9101
+    assert env_of(manifests, "memory")["RAE_PORT"] == "9101"
+    assert spec["readinessProbe"]["httpGet"]["port"] == "http"
+    assert of_kind(manifests, "Service")["memory"]["spec"]["ports"][0]["port"] == 9101
+    assert env_of(manifests, "gateway")["MEMORY_URL"] == "http://r-rae-memory:9101"
+
+
+@pytest.mark.parametrize("service", sorted(PORTS))
+def test_each_service_gets_exactly_the_settings_its_class_reads(
+    service: str, test_manifests: list[Manifest]
 ) -> None:
-    manifests = default_manifests if features == "defaults" else all_features_manifests
-    deployments = of_kind(manifests, "Deployment")
-    assert len(deployments) == len(PORTS)
-    for name, deployment in deployments.items():
-        pod = deployment["spec"]["template"]["spec"]
-        assert pod["securityContext"]["runAsNonRoot"] is True, name
-        assert pod["securityContext"]["runAsUser"] == 10001, name
-        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        assert pod["automountServiceAccountToken"] is False, name
-        for spec in pod["containers"] + pod.get("initContainers", []):
-            security = spec["securityContext"]
-            assert security["runAsNonRoot"] is True, name
-            assert security["runAsUser"] == 10001, name
-            assert security["readOnlyRootFilesystem"] is True, name
-            assert security["allowPrivilegeEscalation"] is False, name
-            assert security["capabilities"] == {"drop": ["ALL"]}, name
-            assert {"name": "tmp", "mountPath": "/tmp"} in spec["volumeMounts"], name
-            assert spec["resources"]["requests"]["memory"], name
-        tmp = next(volume for volume in pod["volumes"] if volume["name"] == "tmp")
-        assert "emptyDir" in tmp, name
+    """What once left ml and graph without DATABASE_URL: the chart now gives each service the
+    settings of what its class `uses`, and only settings it reads."""
+    plain, secret = reads(service)
+    env = env_of(test_manifests, service)
+    assert set(env) <= plain | secret, f"{service} gets settings it does not read"
+    configmap = of_kind(test_manifests, "ConfigMap")[service]["data"]
+    assert not set(configmap) & secret, "a secret in a ConfigMap"
+    assert {name for name, value in env.items() if isinstance(value, tuple)} <= secret
+    if "DATABASE_URL" in secret:
+        assert env["DATABASE_URL"] == ("r-rae", "database-url", False)
+    assert "KAFKA_BOOTSTRAP_SERVERS" in env
 
 
-def test_liveness_and_readiness_probe_the_health_endpoints(
-    default_manifests: list[Manifest],
+def test_ml_and_graph_reach_postgres(test_manifests: list[Manifest]) -> None:
+    for service in ("ml", "graph"):
+        assert env_of(test_manifests, service)["DATABASE_URL"] == ("r-rae", "database-url", False)
+    graph = env_of(test_manifests, "graph")
+    assert (graph["NEO4J_URI"], graph["NEO4J_PASSWORD"]) == (
+        "bolt://neo4j:7687",
+        ("r-rae", "neo4j-password", False),
+    )
+    gateway = env_of(test_manifests, "gateway")
+    assert gateway["JWT_SECRET"] == ("r-rae", "jwt-secret", False)
+    assert gateway["REDIS_URL"] == ("r-rae", "redis-url", False)
+    assert "JWT_SECRET" not in env_of(test_manifests, "ml")
+    assert "NEO4J_URI" not in env_of(test_manifests, "memory")
+
+
+def test_service_config_wins_over_config_which_wins_over_global(render: Render) -> None:
+    manifests = render(
+        *TEST_VALUES,
+        "--set",
+        "config.LOG_LEVEL=WARNING",
+        "--set",
+        "memory.config.LOG_LEVEL=DEBUG",
+        "--set",
+        "cost.config.KAFKA_BOOTSTRAP_SERVERS=other:9092",
+        "--set",
+        "config.MAX_BODY_BYTES=20971520",
+        "--set",
+        "config.RATE_LIMIT_SEARCH_PER_MIN=99",
+        "--set-json",
+        'config.APP_CORS_ORIGINS=["https://a.example"]',
+    )
+    assert env_of(manifests, "memory")["LOG_LEVEL"] == "DEBUG"
+    assert env_of(manifests, "cost")["LOG_LEVEL"] == "WARNING"
+    assert env_of(manifests, "cost")["KAFKA_BOOTSTRAP_SERVERS"] == "other:9092"
+    assert env_of(manifests, "events")["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
+    assert env_of(manifests, "ml")["MAX_BODY_BYTES"] == "20971520", "integers stay integers"
+    assert env_of(manifests, "gateway")["RATE_LIMIT_SEARCH_PER_MIN"] == "99"
+    assert "RATE_LIMIT_SEARCH_PER_MIN" not in env_of(manifests, "memory"), "only who reads it"
+    assert env_of(manifests, "gateway")["APP_CORS_ORIGINS"] == '["https://a.example"]'
+
+
+def test_every_container_is_locked_down_by_default_and_configurable(
+    test_manifests: list[Manifest], all_features_manifests: list[Manifest], render: Render
 ) -> None:
-    for name, deployment in of_kind(default_manifests, "Deployment").items():
+    for manifests in (test_manifests, all_features_manifests):
+        deployments = of_kind(manifests, "Deployment")
+        assert len(deployments) == len(PORTS)
+        for name, deployment in deployments.items():
+            pod = deployment["spec"]["template"]["spec"]
+            assert pod["securityContext"]["runAsNonRoot"] is True, name
+            assert pod["securityContext"]["runAsUser"] == 10001, name
+            assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}, name
+            assert pod["automountServiceAccountToken"] is False, name
+            for spec in [container(deployment), *pod.get("initContainers", [])]:
+                security = spec["securityContext"]
+                assert security["runAsUser"] == 10001, name
+                assert security["readOnlyRootFilesystem"] is True, name
+                assert security["allowPrivilegeEscalation"] is False, name
+                assert security["capabilities"] == {"drop": ["ALL"]}, name
+                assert {"name": "tmp", "mountPath": "/tmp"} in spec["volumeMounts"], name
+    changed = of_kind(
+        render(
+            *TEST_VALUES,
+            "--set",
+            "defaults.podSecurityContext.runAsUser=20002",
+            "--set-json",
+            'ml.containerSecurityContext={"runAsUser":30003,"runAsNonRoot":true}',
+        ),
+        "Deployment",
+    )
+    assert changed["cost"]["spec"]["template"]["spec"]["securityContext"]["runAsUser"] == 20002
+    assert container(changed["ml"])["securityContext"] == {"runAsUser": 30003, "runAsNonRoot": True}
+    assert container(changed["cost"])["securityContext"]["runAsUser"] == 10001
+
+
+def test_liveness_and_readiness_probe_the_health_endpoints(test_manifests: list[Manifest]) -> None:
+    for name, deployment in of_kind(test_manifests, "Deployment").items():
         spec = container(deployment)
         assert spec["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
         assert spec["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}, name
         assert spec["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}, name
 
 
-def test_services_are_wired_to_their_peers_and_infrastructure(
-    default_manifests: list[Manifest], render: Render
+def test_rendering_invents_no_secret_and_is_reproducible(
+    helm_template: Callable[..., Any], test_manifests: list[Manifest]
 ) -> None:
-    deployments = of_kind(default_manifests, "Deployment")
-    memory = env_of(deployments["memory"])
-    assert memory["RAE_SERVICE_NAME"] == "memory"
-    assert memory["ML_URL"] == "http://r-rae-ml:8002"
-    assert memory["EVENTS_URL"] == "http://r-rae-events:8006"
-    assert memory["DATABASE_URL"] == ("r-rae", "database-url")
-    assert memory["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
-    assert "QDRANT_URL" not in memory, "pgvector is the default vector store"
-    graph = env_of(deployments["graph"])
-    assert graph["NEO4J_URI"] == "bolt://neo4j:7687"
-    assert graph["NEO4J_PASSWORD"] == ("r-rae", "neo4j-password")
-    assert "DATABASE_URL" not in graph
-    gateway = env_of(deployments["gateway"])
-    assert gateway["JWT_SECRET"] == ("r-rae", "jwt-secret")
-    assert gateway["RAE_ADMIN_TOKEN"] == ("r-rae", "admin-token")
-    assert "JWT_SECRET" not in env_of(deployments["ml"])
-
-    customised = of_kind(
-        render(
-            "--set",
-            "global.qdrant.url=http://qdrant:6333",
-            "--set",
-            "global.otel.endpoint=http://collector:4318",
-            "--set",
-            "memory.env.LOG_LEVEL=DEBUG",
-        ),
-        "Deployment",
-    )
-    memory = env_of(customised["memory"])
-    assert memory["QDRANT_URL"] == "http://qdrant:6333"
-    assert memory["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
-    assert memory["LOG_LEVEL"] == "DEBUG"
-    assert env_of(customised["cost"])["LOG_LEVEL"] == "INFO"
-
-
-def test_replica_override_reaches_only_that_service(render: Render) -> None:
-    deployments = of_kind(render("--set", "memory.replicas=3"), "Deployment")
-    assert deployments["memory"]["spec"]["replicas"] == 3
-    assert {name: d["spec"]["replicas"] for name, d in deployments.items() if name != "memory"} == {
-        name: 1 for name in PORTS if name != "memory"
+    first, second = helm_template(*TEST_VALUES), helm_template(*TEST_VALUES)
+    assert first.returncode == 0, first.stderr
+    assert first.stdout == second.stdout
+    assert secret_data(test_manifests) == {
+        "database-url": "postgresql://rae:rae-password@postgres:5432/rae",
+        "redis-url": "redis://redis:6379/0",
+        "neo4j-password": "neo4j-password",
+        "jwt-secret": "test-jwt-secret-of-at-least-32-bytes!",
+        "admin-token": "test-admin-token",
     }
 
 
-def test_images_follow_the_values_skaffold_sets(render: Render) -> None:
-    digest = "sha256:" + "a" * 64
-    deployments = of_kind(
-        render(
-            "--set",
-            "gateway.image.repository=registry.local/rae-gateway",
-            "--set",
-            f"gateway.image.tag=abc123@{digest}",
+@pytest.mark.parametrize(
+    ("unset", "message"),
+    [
+        (
+            "secrets.jwtSecret",
+            "secrets.jwtSecret is required: gateway reads JWT_SECRET (or set secrets.existingSecret)",
         ),
-        "Deployment",
+        ("secrets.adminToken", "secrets.adminToken is required: gateway reads RAE_ADMIN_TOKEN"),
+        ("secrets.neo4jPassword", "secrets.neo4jPassword is required: graph reads NEO4J_PASSWORD"),
+        ("global.postgres.url", "global.postgres.url is required"),
+        ("global.redis.url", "global.redis.url is required"),
+        ("global.kafka.bootstrapServers", "global.kafka.bootstrapServers is required"),
+        ("global.neo4j.uri", "global.neo4j.uri is required: graph reads NEO4J_URI"),
+    ],
+)
+def test_a_missing_required_value_stops_the_render_naming_it(
+    unset: str, message: str, render_error: RenderError
+) -> None:
+    assert message in render_error(*TEST_VALUES, "--set", f"{unset}=")
+
+
+def test_a_disabled_service_needs_none_of_its_values(render: Render) -> None:
+    manifests = render(
+        *TEST_VALUES,
+        "--set",
+        "graph.enabled=false",
+        "--set",
+        "secrets.neo4jPassword=",
+        "--set",
+        "global.neo4j.uri=",
     )
-    assert container(deployments["gateway"])["image"] == f"registry.local/rae-gateway:abc123@{digest}"
-    assert container(deployments["ml"])["image"] == "rae-ml:0.1.0"
+    assert "graph" not in of_kind(manifests, "Deployment")
+    assert "neo4j-password" not in secret_data(manifests)
+    assert "GRAPH_URL" not in env_of(manifests, "gateway")
 
 
-def test_chart_secret_feeds_the_services_by_default(default_manifests: list[Manifest]) -> None:
-    secrets = [m for m in default_manifests if m["kind"] == "Secret"]
-    assert [s["metadata"]["name"] for s in secrets] == ["r-rae"]
-    data = secrets[0]["data"]
-    assert {"database-url", "jwt-secret", "admin-token", "neo4j-password"} <= data.keys()
-    assert data["jwt-secret"], "an empty JWT secret is generated, never left blank"
-
-
-def test_existing_secret_replaces_the_chart_secret(render: Render) -> None:
-    manifests = render("--set", "secrets.existingSecret=rae-credentials")
+def test_existing_secret_replaces_the_chart_secret_with_configurable_keys(render: Render) -> None:
+    manifests = render("-f", str(CI / "existing-secret-values.yaml"))
     assert [m for m in manifests if m["kind"] == "Secret"] == []
-    refs = {
-        value[0]
-        for deployment in of_kind(manifests, "Deployment").values()
-        for value in env_of(deployment).values()
-        if isinstance(value, tuple)
-    }
+    gateway = env_of(manifests, "gateway")
+    assert gateway["DATABASE_URL"] == ("rae-credentials", "DATABASE_URL", False)
+    assert gateway["JWT_SECRET"] == ("rae-credentials", "JWT_SECRET", False)
+    assert gateway["KAFKA_SASL_PASSWORD"] == ("rae-credentials", "kafka-sasl-password", True)
+    memory = env_of(manifests, "memory")
+    assert memory["QDRANT_API_KEY"] == ("rae-credentials", "qdrant-api-key", True)
+    assert memory["ERASURE_AUDIT_KEY"] == ("rae-credentials", "erasure-audit-key", True)
+    assert env_of(manifests, "ml")["ML_PROVIDER_API_KEYS"] == (
+        "rae-credentials",
+        "ml-provider-api-keys",
+        True,
+    )
+    refs = {v[0] for s in PORTS for v in env_of(manifests, s).values() if isinstance(v, tuple)}
     assert refs == {"rae-credentials"}
+    tests = [m for m in manifests if m["kind"] == "Pod"]
+    assert env_of(manifests, "", tests[0]["spec"]["containers"][0])["RAE_ADMIN_TOKEN"][:2] == (
+        "rae-credentials",
+        "RAE_ADMIN_TOKEN",
+    )
 
 
-def test_ingress_is_off_by_default_and_exposes_only_the_gateway(
-    default_manifests: list[Manifest], render: Render
-) -> None:
-    assert [m for m in default_manifests if m["kind"] == "Ingress"] == []
-    manifests = render("--set", "ingress.enabled=true", "--set", "ingress.hosts[0].host=rae.test")
-    ingresses = [m for m in manifests if m["kind"] == "Ingress"]
-    assert len(ingresses) == 1
-    rules = ingresses[0]["spec"]["rules"]
-    assert [rule["host"] for rule in rules] == ["rae.test"]
-    backends = {
-        (path["backend"]["service"]["name"], path["backend"]["service"]["port"]["name"])
-        for rule in rules
-        for path in rule["http"]["paths"]
+def _checksums(manifests: list[Manifest]) -> dict[str, tuple[str, str]]:
+    return {
+        name: (
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/config"],
+            d["spec"]["template"]["metadata"]["annotations"]["checksum/secret"],
+        )
+        for name, d in of_kind(manifests, "Deployment").items()
     }
-    assert backends == {("r-rae-gateway", "http")}
-    assert {s["spec"]["type"] for s in of_kind(manifests, "Service").values()} == {"ClusterIP"}
 
 
-def test_network_policy_admits_outside_traffic_to_the_gateway_only(
-    default_manifests: list[Manifest], all_features_manifests: list[Manifest]
+def test_a_change_rolls_exactly_the_pods_that_read_it(render: Render, test_manifests: list[Manifest]) -> None:
+    before = _checksums(test_manifests)
+    config = _checksums(render(*TEST_VALUES, "--set", "gateway.config.RATE_LIMIT_SEARCH_PER_MIN=5"))
+    assert {name for name in PORTS if config[name][0] != before[name][0]} == {"gateway"}
+    assert all(config[name][1] == before[name][1] for name in PORTS)
+    secret = _checksums(render(*TEST_VALUES, "--set", "secrets.neo4jPassword=rotated"))
+    assert {name for name in PORTS if secret[name][1] != before[name][1]} == {"graph"}
+    existing = CI / "existing-secret-values.yaml"
+    token_a = _checksums(render("-f", str(existing)))
+    token_b = _checksums(render("-f", str(existing), "--set", "secrets.rolloutToken=2026-02-01"))
+    assert all(token_a[name][1] != token_b[name][1] for name in PORTS), "rolloutToken rolls every pod"
+
+
+def test_values_schema_rejects_unknown_keys_and_wrong_types(render_error: RenderError) -> None:
+    assert "Additional property gatway is not allowed" in render_error(
+        *TEST_VALUES, "--set", "gatway.replicas=2"
+    )
+    assert "gateway.replicas: Invalid type. Expected: integer" in render_error(
+        *TEST_VALUES, "--set", "gateway.replicas=two"
+    )
+    assert "Additional property replica is not allowed" in render_error(*TEST_VALUES, "--set", "ml.replica=2")
+    assert "Additional property JWT_SECRET is not allowed" in render_error(
+        *TEST_VALUES, "--set", "gateway.config.JWT_SECRET=x"
+    ), "a secret never goes through config"
+    assert "Additional property RATE_LIMIT_SEARCH_PER_MIN is not allowed" in render_error(
+        *TEST_VALUES, "--set", "memory.config.RATE_LIMIT_SEARCH_PER_MIN=3"
+    ), "a service's config takes its own settings only"
+    assert "config.DATABASE_POOL_MAX: Invalid type. Expected: integer" in render_error(
+        *TEST_VALUES, "--set", "config.DATABASE_POOL_MAX=many"
+    )
+    assert "global.kafka.securityProtocol" in render_error(
+        *TEST_VALUES, "--set", "global.kafka.securityProtocol=TLS"
+    )
+
+
+def test_helm_lint_reports_a_mistyped_key(helm_env: dict[str, str], chart: Path) -> None:
+    result = subprocess.run(
+        ["helm", "lint", "--strict", str(chart), *TEST_VALUES, "--set", "gatway.replicas=2"],
+        env=helm_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode != 0
+    assert "Additional property gatway is not allowed" in result.stdout + result.stderr
+
+
+def test_shutdown_fits_the_grace_period_or_the_render_fails(
+    test_manifests: list[Manifest], render_error: RenderError
 ) -> None:
-    assert [m for m in default_manifests if m["kind"] == "NetworkPolicy"] == []
-    policies = of_kind(all_features_manifests, "NetworkPolicy")
-    gateway = policies["r-rae-gateway"]["spec"]
-    assert gateway["podSelector"]["matchLabels"]["app.kubernetes.io/name"] == "gateway"
-    assert gateway["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+    for name, deployment in of_kind(test_manifests, "Deployment").items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["terminationGracePeriodSeconds"] == 40, name
+        assert container(deployment)["lifecycle"] == {"preStop": {"sleep": {"seconds": 5}}}, name
+        assert env_of(test_manifests, name)["UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN"] == "20"
+    message = render_error(*TEST_VALUES, "--set", "defaults.terminationGracePeriodSeconds=30")
+    assert (
+        "terminationGracePeriodSeconds 30 is shorter than the shutdown budget 32 s (preStopSleepSeconds 5 + "
+        "UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN 20 + BACKGROUND_STOP_TIMEOUT_S 3 + 1 + DATABASE_CLOSE_TIMEOUT_S 3)"
+    ) in message
+    message = render_error(*TEST_VALUES, "--set-json", "events.config.BACKGROUND_STOP_TIMEOUT_S=12.5")
+    assert "events: terminationGracePeriodSeconds 40 is shorter than the shutdown budget 41.5 s" in message
 
-    internal = policies["r-rae-internal"]["spec"]
-    assert internal["policyTypes"] == ["Ingress"]
-    assert internal["podSelector"]["matchExpressions"] == [
-        {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["gateway"]}
-    ]
-    release_pods = {"app.kubernetes.io/instance": "r", "app.kubernetes.io/part-of": "rae"}
-    assert internal["podSelector"]["matchLabels"] == release_pods
-    sources = internal["ingress"][0]["from"]
-    assert {"podSelector": {"matchLabels": release_pods}} in sources
-    assert all("ipBlock" not in source for source in sources)
+
+def test_migrations_run_in_an_init_container_with_the_privileged_url(
+    render: Render, render_error: RenderError
+) -> None:
+    manifests = render("-f", str(CI / "migrations-values.yaml"))
+    data = secret_data(manifests)
+    assert data["migration-database-url"] == "postgresql://rae_owner:owner-password@postgres:5432/rae"
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        (migrate,) = deployment["spec"]["template"]["spec"]["initContainers"]
+        assert migrate["name"] == "migrate"
+        assert migrate["command"] == ["rae-migrate"]
+        assert migrate["image"] == container(deployment)["image"]
+        init_env = env_of(manifests, name, migrate)
+        assert init_env["DATABASE_URL"] == ("r-rae", "migration-database-url", False)
+        assert init_env["RAE_SERVICE"] == name
+        main = env_of(manifests, name)
+        assert main["DATABASE_URL"] == ("r-rae", "database-url", False)
+        assert main["DATABASE_MIGRATE_ON_START"] == "false"
+        assert main["DATABASE_APP_ROLE"] == "rae_app"
+    assert "global.postgres.migrationUrl is required" in render_error(
+        "-f", str(CI / "migrations-values.yaml"), "--set", "global.postgres.migrationUrl="
+    )
+    default = render(*TEST_VALUES)
+    assert all(
+        "initContainers" not in d["spec"]["template"]["spec"] for d in of_kind(default, "Deployment").values()
+    )
+
+
+def test_kafka_sasl_ssl_with_a_private_ca_reaches_every_service(
+    render: Render, render_error: RenderError
+) -> None:
+    manifests = render("-f", str(CI / "kafka-sasl-ssl-values.yaml"))
+    for name, deployment in of_kind(manifests, "Deployment").items():
+        env = env_of(manifests, name)
+        assert env["KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
+        assert env["KAFKA_SASL_USERNAME"] == "rae"
+        assert env["KAFKA_SASL_PASSWORD"] == ("r-rae", "kafka-sasl-password", False)
+        assert env["KAFKA_SSL_CA_FILE"] == "/etc/rae/kafka-ca/ca.crt"
+        assert env["KAFKA_CREATE_TOPICS"] == "false"
+        pod = deployment["spec"]["template"]["spec"]
+        assert {"name": "kafka-ca", "mountPath": "/etc/rae/kafka-ca", "readOnly": True} in container(
+            deployment
+        )["volumeMounts"]
+        assert {
+            "name": "kafka-ca",
+            "secret": {
+                "secretName": "rae-kafka-cluster-ca-cert",
+                "items": [{"key": "ca.crt", "path": "ca.crt"}],
+            },
+        } in pod["volumes"]
+    sasl = ("-f", str(CI / "kafka-sasl-ssl-values.yaml"))
+    assert "secrets.kafkaSaslPassword is required" in render_error(
+        *sasl, "--set", "secrets.kafkaSaslPassword="
+    )
+    assert "global.kafka.sasl.mechanism and global.kafka.sasl.username are required" in render_error(
+        *sasl, "--set", "global.kafka.sasl.username="
+    )
+    assert "a CA is used with SSL or SASL_SSL only" in render_error(
+        *sasl, "--set", "global.kafka.securityProtocol=PLAINTEXT", "--set", "global.kafka.sasl.mechanism="
+    )
+
+
+def test_operator_pod_settings_reach_every_pod(all_features_manifests: list[Manifest]) -> None:
     for name, deployment in of_kind(all_features_manifests, "Deployment").items():
-        if name != "gateway":
-            assert release_pods.items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+        template = deployment["spec"]["template"]
+        pod = template["spec"]
+        assert template["metadata"]["labels"]["team"] == "memory", name
+        assert template["metadata"]["labels"]["app.kubernetes.io/name"] == name
+        assert template["metadata"]["annotations"]["example.com/owner"] == "platform"
+        assert pod["priorityClassName"] == "rae-standard"
+        assert pod["nodeSelector"] == {"kubernetes.io/os": "linux"}
+        assert pod["tolerations"][0]["key"] == "dedicated"
+        (spread,) = pod["topologySpreadConstraints"]
+        assert spread["labelSelector"] == {
+            "matchLabels": {"app.kubernetes.io/name": name, "app.kubernetes.io/instance": "r"}
+        }
+        assert [c["name"] for c in pod["containers"]] == [name, "log-shipper"]
+        assert {"name": "scratch", "mountPath": "/scratch"} in container(deployment)["volumeMounts"]
+        assert any(v["name"] == "scratch" for v in pod["volumes"])
+        env_names = [e["name"] for e in container(deployment)["env"]]
+        assert env_names[-1] == "POD_NAME", "extraEnv comes last, so it wins"
+        assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+        assert container(deployment)["image"].startswith(f"registry.example.com/rae/rae-{name}:")
+    assert "affinity" in of_kind(all_features_manifests, "Deployment")["ml"]["spec"]["template"]["spec"]
+    gateway = of_kind(all_features_manifests, "Service")["gateway"]
+    assert gateway["spec"]["type"] == "LoadBalancer"
+    assert gateway["metadata"]["annotations"] == {
+        "service.beta.kubernetes.io/aws-load-balancer-internal": "true"
+    }
+    extra = [
+        m for m in all_features_manifests if m["kind"] == "ConfigMap" and m["metadata"]["name"] == "r-extra"
+    ]
+    assert extra, "extraObjects are rendered with tpl"
 
 
 def test_autoscaling_and_disruption_budgets_cover_every_service(
@@ -313,65 +496,123 @@ def test_autoscaling_and_disruption_budgets_cover_every_service(
         assert "replicas" not in deployment["spec"], f"{name}: the HPA owns the replica count"
         target = autoscalers[name]["spec"]["scaleTargetRef"]
         assert (target["kind"], target["name"]) == ("Deployment", deployment["metadata"]["name"])
-        selector = budgets[name]["spec"]["selector"]["matchLabels"]
-        assert selector == deployment["spec"]["selector"]["matchLabels"]
+        assert (
+            budgets[name]["spec"]["selector"]["matchLabels"] == deployment["spec"]["selector"]["matchLabels"]
+        )
+    assert budgets["gateway"]["spec"]["minAvailable"] == 1
+    assert budgets["memory"]["spec"]["maxUnavailable"] == 1
+    assert autoscalers["gateway"]["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
 
 
-def test_invalid_settings_stop_the_render_with_a_clear_message(helm_env: dict[str, str], chart: Path) -> None:
-    result = subprocess.run(
-        ["helm", "template", "r", str(chart), "--set", "graph.uses={neo4j,mongo}"],
-        env=helm_env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
-    assert result.returncode != 0
-    assert 'graph.uses: unknown "mongo"' in result.stderr
+def test_replica_override_reaches_only_that_service(render: Render) -> None:
+    deployments = of_kind(render(*TEST_VALUES, "--set", "memory.replicas=3"), "Deployment")
+    assert {name: d["spec"]["replicas"] for name, d in deployments.items()} == {
+        name: 3 if name == "memory" else 1 for name in PORTS
+    }
 
 
-@pytest.mark.parametrize("values", [[], ["-f", str(ALL_FEATURES)]], ids=["defaults", "all-features"])
-def test_chart_lints_and_renders_valid_kubernetes_1_31_manifests(
-    values: list[str],
-    helm_env: dict[str, str],
-    chart: Path,
-    helm_template: Callable[..., str],
-    tmp_path: Path,
+def test_ingress_is_off_by_default_and_exposes_only_the_gateway(
+    test_manifests: list[Manifest], render: Render
 ) -> None:
-    _run(["helm", "lint", "--strict", str(chart), *values], helm_env)
-    rendered = tmp_path / "rendered.yaml"
-    rendered.write_text(helm_template(*values))
-    result = _run(
-        [
-            sys.executable,
-            "-m",
-            "kubernetes_validate",
-            "-k",
-            KUBE_VERSION,
-            "--strict",
-            "--quiet",
-            str(rendered),
-        ]
+    assert [m for m in test_manifests if m["kind"] in ("Ingress", "HTTPRoute")] == []
+    manifests = render(
+        *TEST_VALUES, "--set", "ingress.enabled=true", "--set", "ingress.hosts[0].host=rae.test"
     )
-    assert result.stdout + result.stderr == "", "warnings or failures from kubernetes-validate"
+    (ingress,) = [m for m in manifests if m["kind"] == "Ingress"]
+    rules = ingress["spec"]["rules"]
+    assert [rule["host"] for rule in rules] == ["rae.test"]
+    backends = {
+        (path["backend"]["service"]["name"], path["backend"]["service"]["port"]["name"])
+        for rule in rules
+        for path in rule["http"]["paths"]
+    }
+    assert backends == {("r-rae-gateway", "http")}
 
 
-def test_skaffold_and_dockerfiles_match_the_chart() -> None:
-    config = yaml.safe_load((REPO_ROOT / "skaffold.yaml").read_text())
-    artifacts = {a["image"]: a for a in config["build"]["artifacts"]}
-    assert set(artifacts) == {f"rae-{name}" for name in PORTS}
-    templates = config["deploy"]["helm"]["releases"][0]["setValueTemplates"]
-    for name, port in PORTS.items():
-        artifact = artifacts[f"rae-{name}"]
-        assert artifact["context"] == "."
-        dockerfile = REPO_ROOT / artifact["docker"]["dockerfile"]
-        assert dockerfile == REPO_ROOT / "services" / "Dockerfile"
-        assert artifact["docker"]["buildArgs"] == {"SERVICE": name, "PORT": str(port)}
-        assert (REPO_ROOT / "services" / name / "src" / f"rae_{name}" / "main.py").is_file(), name
-        text = dockerfile.read_text()
-        assert re.search(r"^EXPOSE \$\{PORT\}$", text, re.MULTILINE)
-        assert re.search(r"^USER 10001(:10001)?$", text, re.MULTILINE)
-        assert "rae_${RAE_SERVICE}.main:create_app --factory" in text
-        assert "--port ${RAE_PORT}" in text
-        assert templates[f"{name}.image.repository"] == f"{{{{.IMAGE_REPO_rae_{name}}}}}"
-        assert templates[f"{name}.image.tag"].startswith(f"{{{{.IMAGE_TAG_rae_{name}}}}}")
+def test_http_route_routes_to_the_gateway_and_redirects_http(all_features_manifests: list[Manifest]) -> None:
+    routes = {m["metadata"]["name"]: m["spec"] for m in all_features_manifests if m["kind"] == "HTTPRoute"}
+    assert routes["r-rae"]["rules"][0]["backendRefs"] == [{"name": "r-rae-gateway", "port": 8000}]
+    assert routes["r-rae"]["parentRefs"][0]["sectionName"] == "https"
+    redirect = routes["r-rae-https-redirect"]
+    assert redirect["parentRefs"][0]["sectionName"] == "http"
+    assert redirect["rules"][0]["filters"][0]["requestRedirect"] == {"scheme": "https", "statusCode": 301}
+
+
+def _gateway_policy(manifests: list[Manifest]) -> dict[str, Any]:
+    return next(
+        m["spec"]
+        for m in manifests
+        if m["kind"] == "NetworkPolicy" and m["metadata"]["name"] == "r-rae-gateway"
+    )
+
+
+def test_network_policy_metrics_peers_never_shut_out_the_gateways_clients(render: Render) -> None:
+    """With metricsFrom set and gatewayFrom empty the gateway once admitted only the metrics
+    peers, shutting out the ingress controller."""
+    manifests = render(
+        *TEST_VALUES,
+        "--set",
+        "networkPolicy.enabled=true",
+        "--set-json",
+        'networkPolicy.metricsFrom=[{"namespaceSelector":{"matchLabels":{"team":"monitoring"}}}]',
+    )
+    rules = _gateway_policy(manifests)["ingress"]
+    open_rules = [rule for rule in rules if "from" not in rule]
+    assert open_rules == [{"ports": [{"port": "http", "protocol": "TCP"}]}], (
+        "anyone reaches the gateway's port"
+    )
+
+
+def test_network_policy_admits_outside_traffic_to_the_gateway_only(
+    all_features_manifests: list[Manifest],
+) -> None:
+    policies = {
+        m["metadata"]["name"]: m["spec"] for m in all_features_manifests if m["kind"] == "NetworkPolicy"
+    }
+    release_pods = {"app.kubernetes.io/instance": "r", "app.kubernetes.io/part-of": "rae"}
+    gateway = policies["r-rae-gateway"]
+    assert gateway["ingress"][0]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}
+    ]
+    assert {"podSelector": {"matchLabels": release_pods}} in gateway["ingress"][1]["from"]
+    internal = policies["r-rae-internal"]
+    assert internal["podSelector"]["matchExpressions"] == [
+        {"key": "app.kubernetes.io/name", "operator": "NotIn", "values": ["gateway"]}
+    ]
+    sources = internal["ingress"][0]["from"]
+    assert {"podSelector": {"matchLabels": release_pods}} in sources
+    assert all("ipBlock" not in source for source in sources)
+    for policy in policies.values():
+        assert policy["policyTypes"] == ["Ingress", "Egress"]
+        assert {"to": [{"podSelector": {"matchLabels": release_pods}}]} in policy["egress"]
+        assert any(rule.get("ports", [{}])[0].get("port") == 53 for rule in policy["egress"])
+        assert any(rule.get("to", [{}])[0].get("ipBlock") for rule in policy["egress"])
+
+
+def test_monitoring_objects_select_the_release(all_features_manifests: list[Manifest]) -> None:
+    (monitor,) = [m for m in all_features_manifests if m["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert monitor["spec"]["selector"]["matchLabels"] == {
+        "app.kubernetes.io/instance": "r",
+        "app.kubernetes.io/part-of": "rae",
+    }
+    for service in of_kind(all_features_manifests, "Service").values():
+        assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [
+        {"port": "http", "path": "/metrics", "interval": "30s", "scrapeTimeout": "10s"}
+    ]
+    (rule,) = [m for m in all_features_manifests if m["kind"] == "PrometheusRule"]
+    alerts = [r["alert"] for r in rule["spec"]["groups"][0]["rules"]]
+    assert alerts == ["RaeServiceDown", "RaeHighHttp5xxRatio", "RaeGatewayLatencyHigh"]
+    assert "rae_http_requests_total" in rule["spec"]["groups"][0]["rules"][1]["expr"]
+
+
+def test_helm_test_pod_runs_the_smoke_check_against_the_gateway(test_manifests: list[Manifest]) -> None:
+    (pod,) = [m for m in test_manifests if m["kind"] == "Pod"]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    (spec,) = pod["spec"]["containers"]
+    assert spec["command"] == ["rae-smoke"]
+    assert spec["image"] == container(of_kind(test_manifests, "Deployment")["gateway"])["image"]
+    env = env_of(test_manifests, "", spec)
+    assert env == {"RAE_URL": "http://r-rae-gateway:8000", "RAE_ADMIN_TOKEN": ("r-rae", "admin-token", False)}
+    assert spec["securityContext"]["readOnlyRootFilesystem"] is True

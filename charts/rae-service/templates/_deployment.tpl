@@ -1,24 +1,3 @@
-{{/* Plain values from the parent, overridden by the service's own `env`, then Secret references. */}}
-{{- define "rae-service.env" -}}
-{{- $plain := merge (dict) (.service.env | default dict) (.env | default dict) -}}
-{{- range $name, $value := $plain }}
-- name: {{ $name }}
-  value: {{ toString $value | quote }}
-{{- end }}
-{{- range $name, $ref := (.secretEnv | default dict) }}
-{{- if not (hasKey $plain $name) }}
-- name: {{ $name }}
-  valueFrom:
-    secretKeyRef:
-      name: {{ $ref.name }}
-      key: {{ $ref.key }}
-{{- end }}
-{{- end }}
-{{- with .service.extraEnv }}
-{{ toYaml . }}
-{{- end }}
-{{- end -}}
-
 {{- define "rae-service.probe" -}}
 {{- $ctx := index . 0 -}}
 {{- $kind := index . 1 -}}
@@ -32,11 +11,42 @@ httpGet:
 {{- end }}
 {{- end -}}
 
+{{/* A list of `defaults` followed by the service's own (extraEnv, sidecars, ...). */}}
+{{- define "rae-service.list" -}}
+{{- $ctx := index . 0 -}}
+{{- $key := index . 1 -}}
+{{- $items := concat (index ($ctx.defaults | default dict) $key | default list) (index $ctx.service $key | default list) -}}
+{{- if $items -}}
+{{- toYaml $items -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "rae-service.deployment" -}}
 {{- $svc := .service -}}
 {{- $defaults := .defaults | default dict -}}
 {{- $port := include "rae-service.port" . -}}
+{{- $selector := include "rae-service.selectorLabels" . | fromYaml -}}
+{{- $labels := merge (include "rae-service.labels" . | fromYaml) ($svc.podLabels | default dict) ($defaults.podLabels | default dict) -}}
 {{- $annotations := merge (dict) (.podAnnotations | default dict) ($svc.podAnnotations | default dict) ($defaults.podAnnotations | default dict) (dict "prometheus.io/scrape" "true" "prometheus.io/port" $port "prometheus.io/path" "/metrics") -}}
+{{- $containerSecurity := include "rae-service.setting" (list . "containerSecurityContext") -}}
+{{- $spread := list -}}
+{{- range $constraint := (index $svc "topologySpreadConstraints" | default $defaults.topologySpreadConstraints | default list) -}}
+{{- $spread = append $spread (merge (dict) $constraint (dict "labelSelector" (dict "matchLabels" $selector))) -}}
+{{- end -}}
+{{- $env := concat (.env | default list) ($defaults.extraEnv | default list) ($svc.extraEnv | default list) -}}
+{{- $envFrom := concat (list (dict "configMapRef" (dict "name" .configMapName))) ($defaults.envFrom | default list) ($svc.envFrom | default list) -}}
+{{- $mounts := concat (list (dict "name" "tmp" "mountPath" "/tmp")) (.volumeMounts | default list) ($defaults.extraVolumeMounts | default list) ($svc.extraVolumeMounts | default list) -}}
+{{- $volumes := concat (list (dict "name" "tmp" "emptyDir" (dict "sizeLimit" ($svc.tmpSizeLimit | default $defaults.tmpSizeLimit | default "64Mi")))) (.volumes | default list) ($defaults.extraVolumes | default list) ($svc.extraVolumes | default list) -}}
+{{- $image := include "rae-service.image" . -}}
+{{- $pullPolicy := include "rae-service.imagePullPolicy" . -}}
+{{- $inits := list -}}
+{{- range $init := (.initContainers | default list) -}}
+{{- $init = merge (dict "image" $image "imagePullPolicy" $pullPolicy "envFrom" $envFrom "volumeMounts" (list (dict "name" "tmp" "mountPath" "/tmp"))) $init -}}
+{{- if $containerSecurity -}}
+{{- $_ := set $init "securityContext" ($containerSecurity | fromYaml) -}}
+{{- end -}}
+{{- $inits = append $inits $init -}}
+{{- end -}}
 apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -50,11 +60,11 @@ spec:
   revisionHistoryLimit: 5
   selector:
     matchLabels:
-      {{- include "rae-service.selectorLabels" . | nindent 6 }}
+      {{- toYaml $selector | nindent 6 }}
   template:
     metadata:
       labels:
-        {{- include "rae-service.labels" . | nindent 8 }}
+        {{- toYaml $labels | nindent 8 }}
       annotations:
         {{- toYaml $annotations | nindent 8 }}
     spec:
@@ -64,38 +74,42 @@ spec:
       imagePullSecrets:
         {{- toYaml . | nindent 8 }}
       {{- end }}
+      {{- with include "rae-service.setting" (list . "podSecurityContext") }}
       securityContext:
-        runAsNonRoot: true
-        runAsUser: 10001
-        runAsGroup: 10001
-        fsGroup: 10001
-        seccompProfile:
-          type: RuntimeDefault
-      terminationGracePeriodSeconds: {{ $svc.terminationGracePeriodSeconds | default $defaults.terminationGracePeriodSeconds | default 30 }}
+        {{- . | nindent 8 }}
+      {{- end }}
+      {{- with include "rae-service.setting" (list . "priorityClassName") }}
+      priorityClassName: {{ . }}
+      {{- end }}
+      terminationGracePeriodSeconds: {{ .terminationGracePeriodSeconds | default 30 }}
+      {{- with concat ($defaults.initContainers | default list) ($svc.initContainers | default list) $inits }}
+      initContainers:
+        {{- toYaml . | nindent 8 }}
+      {{- end }}
       containers:
         - name: {{ .name }}
-          image: {{ include "rae-service.image" . | quote }}
-          imagePullPolicy: {{ include "rae-service.imagePullPolicy" . }}
+          image: {{ $image | quote }}
+          imagePullPolicy: {{ $pullPolicy }}
+          command:
+            - rae-serve
           ports:
             - name: http
               containerPort: {{ $port }}
               protocol: TCP
-          {{- with include "rae-service.env" . | trim }}
+          envFrom:
+            {{- toYaml $envFrom | nindent 12 }}
           env:
+            {{- toYaml $env | nindent 12 }}
+          {{- with $containerSecurity }}
+          securityContext:
             {{- . | nindent 12 }}
           {{- end }}
-          securityContext:
-            runAsNonRoot: true
-            runAsUser: 10001
-            runAsGroup: 10001
-            privileged: false
-            allowPrivilegeEscalation: false
-            readOnlyRootFilesystem: true
-            capabilities:
-              drop:
-                - ALL
-            seccompProfile:
-              type: RuntimeDefault
+          {{- if .preStopSleepSeconds }}
+          lifecycle:
+            preStop:
+              sleep:
+                seconds: {{ .preStopSleepSeconds }}
+          {{- end }}
           startupProbe:
             {{- include "rae-service.probe" (list . "startup" "/healthz") | nindent 12 }}
           livenessProbe:
@@ -107,12 +121,12 @@ spec:
             {{- toYaml . | nindent 12 }}
           {{- end }}
           volumeMounts:
-            - name: tmp
-              mountPath: /tmp
+            {{- toYaml $mounts | nindent 12 }}
+        {{- with include "rae-service.list" (list . "sidecars") }}
+        {{- . | nindent 8 }}
+        {{- end }}
       volumes:
-        - name: tmp
-          emptyDir:
-            sizeLimit: {{ $svc.tmpSizeLimit | default $defaults.tmpSizeLimit | default "64Mi" }}
+        {{- toYaml $volumes | nindent 8 }}
       {{- with include "rae-service.setting" (list . "nodeSelector") }}
       nodeSelector:
         {{- . | nindent 8 }}
@@ -125,8 +139,8 @@ spec:
       tolerations:
         {{- . | nindent 8 }}
       {{- end }}
-      {{- with include "rae-service.setting" (list . "topologySpreadConstraints") }}
+      {{- with $spread }}
       topologySpreadConstraints:
-        {{- . | nindent 8 }}
+        {{- toYaml . | nindent 8 }}
       {{- end }}
 {{- end -}}

@@ -1,12 +1,15 @@
 {{/*
 Every template of this library takes one context dict:
-  root           the parent chart's top-level context ($)
-  name           the service name (gateway, memory, ...)
-  service        the service's values block
-  defaults       pod settings shared by all services (optional)
-  env            NAME -> value computed by the parent (optional)
-  secretEnv      NAME -> {name, key} of a Secret entry (optional)
-  podAnnotations extra pod annotations, e.g. config checksums (optional)
+  root              the parent chart's top-level context ($)
+  name              the service name (gateway, memory, ...): also its container's name
+  service           the service's values block (any key of `defaults` overrides it)
+  defaults          pod settings shared by all services (optional)
+  configMapName     the ConfigMap of the service's settings (envFrom)
+  env               EnvVar entries computed by the parent (RAE_SERVICE, RAE_PORT, Secret references)
+  initContainers    init containers computed by the parent (image, envFrom and securityContext added)
+  volumes, volumeMounts   added by the parent (e.g. a CA file)
+  podAnnotations    extra pod annotations, e.g. config checksums (optional)
+  terminationGracePeriodSeconds, preStopSleepSeconds   the shutdown timing, checked by the parent
 */}}
 
 {{/* Release-wide name prefix; 52 characters leave room for "-<service>" within 63. */}}

@@ -39,5 +39,9 @@ spec:
           type: Utilization
           averageUtilization: {{ . }}
     {{- end }}
+  {{- with $scaling.behavior }}
+  behavior:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 {{- end -}}
 {{- end -}}

@@ -1,12 +1,17 @@
 {{- define "rae-service.service" -}}
+{{- $service := .service.service | default dict -}}
 apiVersion: v1
 kind: Service
 metadata:
   name: {{ include "rae-service.fullname" . }}
   labels:
     {{- include "rae-service.labels" . | nindent 4 }}
+  {{- with $service.annotations }}
+  annotations:
+    {{- toYaml . | nindent 4 }}
+  {{- end }}
 spec:
-  type: ClusterIP
+  type: {{ $service.type | default "ClusterIP" }}
   selector:
     {{- include "rae-service.selectorLabels" . | nindent 4 }}
   ports:
