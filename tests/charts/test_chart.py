@@ -616,3 +616,20 @@ def test_helm_test_pod_runs_the_smoke_check_against_the_gateway(test_manifests: 
     env = env_of(test_manifests, "", spec)
     assert env == {"RAE_URL": "http://r-rae-gateway:8000", "RAE_ADMIN_TOKEN": ("r-rae", "admin-token", False)}
     assert spec["securityContext"]["readOnlyRootFilesystem"] is True
+
+
+def test_optional_secrets_reach_only_the_services_that_read_them(
+    all_features_manifests: list[Manifest],
+) -> None:
+    data = secret_data(all_features_manifests)
+    assert data["ml-provider-api-keys"] == '{"openai":"sk-test"}'
+    assert env_of(all_features_manifests, "ml")["ML_PROVIDER_API_KEYS"] == (
+        "r-rae",
+        "ml-provider-api-keys",
+        False,
+    )
+    memory = env_of(all_features_manifests, "memory")
+    assert memory["QDRANT_API_KEY"] == ("r-rae", "qdrant-api-key", False)
+    assert memory["ERASURE_AUDIT_KEY"] == ("r-rae", "erasure-audit-key", False)
+    assert "QDRANT_API_KEY" not in env_of(all_features_manifests, "gateway")
+    assert "KAFKA_SASL_PASSWORD" not in env_of(all_features_manifests, "gateway"), "given only when set"
