@@ -47,6 +47,7 @@ SUB_STACK_SLOTS: Mapping[str, int] = {
     "localstack-idle": 600,  # deploy/local/tests: stacks that never start anything
     "localstack-republish": 700,  # deploy/local/tests/test_republish.py: a broker and services
     "chart-processes": 800,  # tests/charts/test_chart_processes.py: the services the chart renders
+    "fresh-broker": 900,  # libs/common/tests/integration/test_topics.py: a broker without topics
 }
 
 

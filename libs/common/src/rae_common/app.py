@@ -20,6 +20,7 @@ from rae_common.errors import install_problem_handlers, problem_response
 from rae_common.health import ReadinessCheck, run_checks
 from rae_common.input_checks import CHECK_INPUT
 from rae_common.logs import configure_logging
+from rae_common.messaging import TopicSetup
 from rae_common.middleware import BodyLimitMiddleware, RequestIdMiddleware, UnhandledErrorMiddleware
 from rae_common.settings import ServiceSettings
 from rae_common.telemetry import (
@@ -45,6 +46,9 @@ class ServiceState:
     checks: list[ReadinessCheck] = field(default_factory=list)
     resources: dict[str, Any] = field(default_factory=dict)
     shutdown_requests: list[Callable[[], None]] = field(default_factory=list)
+    # The creation (or check) of the service's Kafka topics, when it uses Kafka: its consumers
+    # subscribe once it is done.
+    topics: TopicSetup | None = None
 
     def add_check(self, name: str, probe: Callable[[], Any]) -> None:
         self.checks.append(ReadinessCheck(name, probe))
@@ -96,6 +100,8 @@ def create_service_app(
                 )
             )
             instrument_httpx(state.http, provider)
+            if "kafka" in type(settings).uses and type(settings).topics:
+                state.topics = await stack.enter_async_context(_topic_setup(state))
             if setup is not None:
                 await stack.enter_async_context(setup(state))
             app.state.rae = state
@@ -145,6 +151,28 @@ def create_service_app(
     app.add_middleware(_MetricsMiddleware, metrics=state.metrics)
     instrument_app(app, provider)
     return app
+
+
+@contextlib.asynccontextmanager
+async def _topic_setup(state: ServiceState) -> AsyncIterator[TopicSetup]:
+    """The service's topics, created (or checked, KAFKA_CREATE_TOPICS=false) in the background:
+    start-up never waits for the broker, which may be down. Readiness fails while they cannot
+    be had for a reason an operator must fix (missing with creation off, a replication factor
+    above the broker count, no right to create them), not while the broker is away: the
+    publisher's and consumers' own checks say that."""
+    settings = state.settings
+    topics = TopicSetup(
+        settings.kafka_options(),
+        sorted(type(settings).topics),
+        stop_timeout_s=settings.background_stop_timeout_s,
+    )
+    topics.start()
+    state.on_shutdown(topics.request_stop)
+    state.add_check("kafka-topics", topics.probe)
+    try:
+        yield topics
+    finally:
+        await topics.stop()
 
 
 def _freeze_start_up_objects() -> None:

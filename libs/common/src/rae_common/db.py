@@ -20,14 +20,22 @@ from rae_common.errors import DependencyUnavailable
 
 __all__ = [
     "ConnectionSetup",
+    "ExtensionUnavailable",
+    "Grants",
     "Migration",
     "PoolTimeout",
     "PoolTimeouts",
+    "SchemaBehind",
+    "SchemaPlan",
     "Where",
     "apply_migrations",
+    "check_migrated",
     "close_pool",
     "create_pool",
+    "grant_app_role",
     "load_migrations",
+    "migrate",
+    "missing_migrations",
     "tenant_tx",
 ]
 
@@ -42,6 +50,47 @@ class Migration:
     version: int
     name: str
     sql: str
+
+    @property
+    def label(self) -> str:
+        """`0009_erasures`: as its file is named."""
+        return f"{self.version:04d}_{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaPlan:
+    """A service's Postgres schema and every migration it needs, in order: what the service
+    applies at start-up (DATABASE_MIGRATE_ON_START) and `rae-migrate` applies before it, from
+    one list (each service's `rae_<name>.schema.schema_plan`)."""
+
+    service: str
+    schema: str
+    migrations: tuple[Migration, ...]
+
+    def __post_init__(self) -> None:
+        if not _SCHEMA_NAME.match(self.schema):
+            raise ValueError(f"invalid schema name {self.schema!r}")
+
+
+class SchemaBehind(RuntimeError):
+    """The schema lacks migrations this release needs, and the service may not apply them."""
+
+
+class ExtensionUnavailable(RuntimeError):
+    """A migration needs a Postgres extension that is not installed and that its role cannot
+    install."""
+
+
+@dataclass(frozen=True, slots=True)
+class Grants:
+    """What `grant_app_role` gave a role."""
+
+    role: str
+    schema: str
+    tables: int
+    sequences: int
+    functions: int
+    extension_schemas: tuple[str, ...] = ()
 
 
 async def _init_connection(conn: asyncpg.Connection) -> None:
@@ -144,12 +193,25 @@ async def create_pool(
     setup: ConnectionSetup | None = None,
     timeouts: PoolTimeouts = PoolTimeouts(),
     application_name: str | None = None,
+    schema: str | None = None,
 ) -> asyncpg.Pool:
     """A pool whose connections decode json/jsonb, then run `setup` (a service's own codecs);
-    its waits are bounded by `timeouts` (see `PoolTimeouts`)."""
+    its waits are bounded by `timeouts` (see `PoolTimeouts`).
+
+    With a `schema`, unqualified names are also looked up there, after the database's own search
+    path: its migrations ran with it on their path, so an extension they created finds its home
+    there on a database that did not have it (pgvector's `vector`, cast to by unqualified name)."""
+    if schema is not None and not _SCHEMA_NAME.match(schema):
+        raise ValueError(f"invalid schema name {schema!r}")
 
     async def init(conn: asyncpg.Connection) -> None:
         await _init_connection(conn)
+        if schema is not None:
+            await conn.execute(
+                "SELECT set_config('search_path', concat_ws(', ', "
+                "nullif(current_setting('search_path'), ''), quote_ident($1)), false)",
+                schema,
+            )
         if setup is not None:
             await setup(conn)
 
@@ -259,6 +321,21 @@ def _lock_key(schema: str) -> int:
     return int.from_bytes(hashlib.sha256(f"rae-migrate:{schema}".encode()).digest()[:8], "big", signed=True)
 
 
+@contextlib.asynccontextmanager
+async def _schema_lock(conn: asyncpg.Connection, schema: str) -> AsyncIterator[None]:
+    """The session advisory lock that serialises whoever migrates `schema` (replicas starting
+    together, `rae-migrate` in several pods): the second waits, then finds everything done."""
+    await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
+    try:
+        yield
+    finally:
+        try:
+            await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
+        except BaseException:
+            conn.terminate()  # released without a reset query: never pooled holding the lock
+            raise
+
+
 async def apply_migrations(pool: asyncpg.Pool, schema: str, migrations: list[Migration]) -> list[int]:
     """Apply what is missing, each in its own transaction; safe when replicas start together.
 
@@ -267,35 +344,181 @@ async def apply_migrations(pool: asyncpg.Pool, schema: str, migrations: list[Mig
     """
     if not _SCHEMA_NAME.match(schema):
         raise ValueError(f"invalid schema name {schema!r}")
+    async with pool.acquire() as conn, _schema_lock(conn, schema):
+        return await _apply(conn, schema, migrations)
+
+
+async def migrate(
+    conn: asyncpg.Connection, plan: SchemaPlan, app_role: str = ""
+) -> tuple[list[int], Grants | None]:
+    """Apply the plan's missing migrations, then (given an `app_role`) grant that role what the
+    service needs, under the schema's lock: what `rae-migrate` and a service migrating at
+    start-up do. Returns the versions applied and the grants."""
+    async with _schema_lock(conn, plan.schema):
+        applied = await _apply(conn, plan.schema, list(plan.migrations))
+        grants = await grant_app_role(conn, plan, app_role) if app_role else None
+    return applied, grants
+
+
+async def _apply(conn: asyncpg.Connection, schema: str, migrations: list[Migration]) -> list[int]:
+    # Created only when missing: CREATE SCHEMA checks the database's CREATE privilege even when
+    # the schema exists, and a migrating role may be given its schema by an administrator
+    # without being allowed to create others.
+    if not await conn.fetchval("SELECT 1 FROM pg_namespace WHERE nspname = $1", schema):
+        await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    await conn.execute(
+        f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+                version integer PRIMARY KEY,
+                name text NOT NULL,
+                applied_at timestamptz NOT NULL DEFAULT now())"""
+    )
+    rows: list[Any] = await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
+    done = {row["version"] for row in rows}
     applied_now: list[int] = []
-    async with pool.acquire() as conn:
-        await conn.execute("SELECT pg_advisory_lock($1)", _lock_key(schema))
+    for migration in migrations:
+        if migration.version in done:
+            continue
         try:
-            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
-            await conn.execute(
-                f"""CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
-                        version integer PRIMARY KEY,
-                        name text NOT NULL,
-                        applied_at timestamptz NOT NULL DEFAULT now())"""
-            )
-            rows: list[Any] = await conn.fetch(f"SELECT version FROM {schema}.schema_migrations")
-            done = {row["version"] for row in rows}
-            for migration in migrations:
-                if migration.version in done:
-                    continue
-                async with conn.transaction():
-                    await conn.execute(f"SET LOCAL search_path TO {schema}, public")
-                    await conn.execute(migration.sql)
-                    await conn.execute(
-                        f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)",
-                        migration.version,
-                        migration.name,
-                    )
-                applied_now.append(migration.version)
-        finally:
-            try:
-                await conn.execute("SELECT pg_advisory_unlock($1)", _lock_key(schema))
-            except BaseException:
-                conn.terminate()  # released without a reset query: never pooled holding the lock
-                raise
+            async with conn.transaction():
+                await conn.execute(f"SET LOCAL search_path TO {schema}, public")
+                await conn.execute(migration.sql)
+                await conn.execute(
+                    f"INSERT INTO {schema}.schema_migrations (version, name) VALUES ($1, $2)",
+                    migration.version,
+                    migration.name,
+                )
+        except (
+            asyncpg.InsufficientPrivilegeError,
+            asyncpg.FeatureNotSupportedError,
+            asyncpg.UndefinedFileError,
+        ) as exc:
+            await _explain_missing_extension(conn, migration, exc)
+            raise
+        applied_now.append(migration.version)
     return applied_now
+
+
+_CREATE_EXTENSION = re.compile(
+    r'CREATE\s+EXTENSION\s+(?:IF\s+NOT\s+EXISTS\s+)?"?([a-z_][a-z0-9_]*)"?', re.IGNORECASE
+)
+
+#: What an operator knows an extension as.
+_EXTENSION_NAMES = {"vector": "the pgvector extension"}
+
+
+async def _explain_missing_extension(conn: asyncpg.Connection, migration: Migration, exc: Exception) -> None:
+    """Raise `ExtensionUnavailable` when `migration` failed because an extension it creates is
+    missing and could not be created here (no privilege, or not on the server at all): the raw
+    error ("permission denied to create extension") does not say what to do about it."""
+    for name in _CREATE_EXTENSION.findall(migration.sql):
+        if await conn.fetchval("SELECT 1 FROM pg_extension WHERE extname = $1", name):
+            continue
+        what = f"{_EXTENSION_NAMES.get(name, 'the extension')} `{name}`"
+        database, role = await conn.fetchrow("SELECT current_database(), current_user")
+        available = await conn.fetchval("SELECT 1 FROM pg_available_extensions WHERE name = $1", name)
+        if not available:
+            raise ExtensionUnavailable(
+                f"{what} is not available on the Postgres server of database {database} "
+                f"(migration {migration.label}: {exc}): install it on the server (on managed "
+                f"Postgres, enable or allow-list `{name}`), then run the migrations again"
+            ) from exc
+        raise ExtensionUnavailable(
+            f"{what} is not installed in database {database} and role {role} cannot create it "
+            f"(migration {migration.label}: {exc}): run `CREATE EXTENSION {name};` in database "
+            f"{database} as a superuser (on managed Postgres, its administrator role), or run the "
+            "migrations (rae-migrate) with a role allowed to create it; then start again"
+        ) from exc
+
+
+async def missing_migrations(conn: asyncpg.Connection, plan: SchemaPlan) -> list[Migration]:
+    """The plan's migrations not applied to its schema yet (all of them when it has none)."""
+    exists = await conn.fetchval("SELECT to_regclass($1) IS NOT NULL", f"{plan.schema}.schema_migrations")
+    if not exists:
+        return list(plan.migrations)
+    rows: list[Any] = await conn.fetch(f"SELECT version FROM {plan.schema}.schema_migrations")
+    done = {row["version"] for row in rows}
+    return [m for m in plan.migrations if m.version not in done]
+
+
+async def check_migrated(conn: asyncpg.Connection, plan: SchemaPlan) -> None:
+    """Raise `SchemaBehind` naming what is missing, for a service that does not migrate itself."""
+    try:
+        missing = await missing_migrations(conn, plan)
+    except asyncpg.InsufficientPrivilegeError as exc:
+        role = await conn.fetchval("SELECT current_user")
+        raise SchemaBehind(
+            f"role {role} may not read schema {plan.schema} ({exc}) and DATABASE_MIGRATE_ON_START=false: "
+            f"run `rae-migrate` (RAE_SERVICE={plan.service}, DATABASE_URL of a privileged role, "
+            f"DATABASE_APP_ROLE={role}) to apply the migrations and grant {role} their use"
+        ) from exc
+    if missing:
+        raise SchemaBehind(
+            f"schema {plan.schema} lacks migrations {', '.join(m.label for m in missing)} and "
+            f"DATABASE_MIGRATE_ON_START=false: run `rae-migrate` (RAE_SERVICE={plan.service}, "
+            "DATABASE_URL of a privileged role) first, or let the service migrate at start-up"
+        )
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+async def grant_app_role(conn: asyncpg.Connection, plan: SchemaPlan, role: str) -> Grants:
+    """Give `role` what the service needs in its schema and no more: USAGE on it; SELECT, INSERT,
+    UPDATE and DELETE on its tables (SELECT only on `schema_migrations`, read at start-up); USAGE
+    and SELECT on its sequences; EXECUTE on its functions; the same on what later migrations
+    create (default privileges of the migrating role); USAGE on the schemas of the extensions
+    its migrations create. No CREATE anywhere, no ownership: row-level security, forced on the
+    tenant tables, holds for it as for their owner. Run it again after every migration."""
+    if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", role):
+        raise ValueError(
+            f"DATABASE_APP_ROLE={role}: no such role; create it first "
+            f"(CREATE ROLE {_ident(role)} LOGIN PASSWORD '...')"
+        )
+    if await conn.fetchval("SELECT $1 = current_user", role):
+        raise ValueError(
+            f"DATABASE_APP_ROLE={role} is the role that migrates (DATABASE_URL): the app role is "
+            "another, unprivileged one; leave DATABASE_APP_ROLE empty to grant nothing"
+        )
+    schema, who = plan.schema, _ident(role)
+    rows = "SELECT, INSERT, UPDATE, DELETE"
+    async with conn.transaction():
+        database = await conn.fetchval("SELECT current_database()")
+        await conn.execute(f"GRANT CONNECT ON DATABASE {_ident(database)} TO {who}")
+        await conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO {who}")
+        await conn.execute(f"GRANT {rows} ON ALL TABLES IN SCHEMA {schema} TO {who}")
+        await conn.execute(f"REVOKE INSERT, UPDATE, DELETE ON {schema}.schema_migrations FROM {who}")
+        await conn.execute(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA {schema} TO {who}")
+        await conn.execute(f"GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA {schema} TO {who}")
+        for objects, privileges in (
+            ("TABLES", rows),
+            ("SEQUENCES", "USAGE, SELECT"),
+            ("FUNCTIONS", "EXECUTE"),
+        ):
+            await conn.execute(
+                f"ALTER DEFAULT PRIVILEGES IN SCHEMA {schema} GRANT {privileges} ON {objects} TO {who}"
+            )
+        extensions = sorted({name for m in plan.migrations for name in _CREATE_EXTENSION.findall(m.sql)})
+        extension_schemas: list[str] = []
+        for (nspname,) in await conn.fetch(
+            """SELECT DISTINCT n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+               WHERE e.extname = ANY($1::text[]) AND NOT has_schema_privilege($2, n.oid, 'USAGE')""",
+            extensions,
+            role,
+        ):
+            await conn.execute(f"GRANT USAGE ON SCHEMA {_ident(nspname)} TO {who}")
+            extension_schemas.append(nspname)
+        counts = await conn.fetchrow(
+            """SELECT count(*) FILTER (WHERE c.relkind IN ('r', 'p')) AS tables,
+                      count(*) FILTER (WHERE c.relkind = 'S') AS sequences
+               FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1""",
+            schema,
+        )
+        functions = await conn.fetchval(
+            # Its own functions, not those of an extension living in its schema.
+            """SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+               WHERE n.nspname = $1 AND NOT EXISTS (
+                   SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')""",
+            schema,
+        )
+    return Grants(role, schema, counts["tables"], counts["sequences"], functions, tuple(extension_schemas))

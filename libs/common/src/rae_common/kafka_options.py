@@ -39,6 +39,8 @@ class KafkaOptions:
     topic_partitions: int = 3
     topic_replication_factor: int = 1
     enable_idempotence: bool = True
+    # Whether a missing topic may be created (KAFKA_CREATE_TOPICS), or only reported.
+    create_topics: bool = True
 
     def __post_init__(self) -> None:
         if not self.bootstrap_servers.strip():

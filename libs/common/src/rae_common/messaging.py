@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -40,7 +41,10 @@ __all__ = [
     "KafkaConsumerLoop",
     "KafkaPublisher",
     "OutgoingRecord",
+    "TopicProblem",
+    "TopicSetup",
     "create_topics",
+    "ensure_topics",
     "kafka_options",
 ]
 
@@ -49,6 +53,12 @@ _log = logging.getLogger("rae.messaging")
 
 class BrokerUnavailable(Exception):
     """The broker could not be reached or did not acknowledge in time."""
+
+
+class TopicProblem(Exception):
+    """Topics cannot be had as configured: missing while KAFKA_CREATE_TOPICS=false, a replication
+    factor above the broker count, no right to create them. An operator must act; retrying
+    alone does not help."""
 
 
 class _LogReplaced(Exception):
@@ -247,8 +257,8 @@ class KafkaPublisher:
     async def _ensure_topics(self, producer: AIOKafkaProducer, topics: set[str]) -> None:
         missing = topics - (await producer.client.fetch_all_metadata()).topics()
         if missing:
-            _log.warning("creating missing topics %s (a broker without its data?)", sorted(missing))
-            await create_topics(self.options, sorted(missing))
+            _log.warning("missing topics %s (a broker without its data?)", sorted(missing))
+            await ensure_topics(self.options, sorted(missing))
 
     async def publish(self, envelope: Envelope, *, topic: str | None = None) -> None:
         """Publish one envelope keyed by tenant, in a producer span that continues the trace."""
@@ -328,6 +338,7 @@ class KafkaConsumerLoop(BackgroundLoop):
         batch_handler: BatchHandler | None = None,
         tracer_provider: TracerProvider | None = None,
         dlq: KafkaPublisher | None = None,
+        topics_ready: asyncio.Event | None = None,
         event_registry: EventRegistry = registry,
         session_timeout_ms: int = 10_000,
         heartbeat_interval_ms: int = 3_000,
@@ -345,6 +356,9 @@ class KafkaConsumerLoop(BackgroundLoop):
         self.handler = handler
         self.batch_handler = batch_handler
         self.dlq = dlq
+        # Set once the service's topics exist (`TopicSetup`): subscribing before would let a
+        # broker that creates topics on first use make them with its own default partitions.
+        self.topics_ready = topics_ready
         self.registry = event_registry
         self.session_timeout_ms = session_timeout_ms
         self.heartbeat_interval_ms = heartbeat_interval_ms
@@ -380,6 +394,8 @@ class KafkaConsumerLoop(BackgroundLoop):
         return consumer
 
     async def _run(self) -> None:
+        if self.topics_ready is not None and not await _first_of(self.topics_ready, self._stopping):
+            return
         backoff = self.reconnect_backoff_s
         while not self._stopping.is_set():
             consumer = self._new_consumer()
@@ -629,30 +645,183 @@ class KafkaBroadcastLoop(KafkaConsumerLoop):
         _log.error("record %s/%d@%d dropped: %s", record.topic, record.partition, record.offset, error)
 
 
+async def _first_of(wanted: asyncio.Event, stopping: asyncio.Event) -> bool:
+    """Wait until `wanted` or `stopping` is set; True when `wanted` is."""
+    waits = [asyncio.ensure_future(wanted.wait()), asyncio.ensure_future(stopping.wait())]
+    try:
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return wanted.is_set()
+
+
 async def create_topics(
     connection: KafkaOptions | str, topics: Sequence[str], partitions: int | None = None
 ) -> None:
-    """Create topics that do not exist yet, with the options' partitions (unless `partitions`
-    says otherwise) and replication factor; one created meanwhile by another client is fine."""
+    """`ensure_topics`, with `partitions` instead of the options' when given (tests' own topics)."""
+    options = kafka_options(connection)
+    if partitions is not None:
+        options = dataclasses.replace(options, topic_partitions=partitions)
+    await ensure_topics(options, topics)
+
+
+# Kafka's error codes in a CreateTopics answer that say what to fix.
+_TOPIC_ALREADY_EXISTS = 36
+_INVALID_REPLICATION_FACTOR = 38
+_AUTHORIZATION_FAILED = (29, 31)  # topic, cluster
+
+
+async def ensure_topics(
+    connection: KafkaOptions | str, topics: Sequence[str], *, timeout_s: float = 10.0
+) -> list[str]:
+    """Create those of `topics` that do not exist, with the options' partitions and replication
+    factor (one created meanwhile by another client is fine), and answer their names. An
+    existing topic is left as it is (a partition count other than the options' is logged).
+
+    With `create_topics` off in the options, a missing topic raises `TopicProblem` naming it; so
+    does a replication factor above the cluster's broker count, or a broker refusing the
+    creation for a reason retrying cannot cure. An unreachable broker raises what the client
+    raised, within about `timeout_s`."""
     from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-    from aiokafka.errors import TopicAlreadyExistsError
 
     options = kafka_options(connection)
-    partitions = options.topic_partitions if partitions is None else partitions
-    admin = AIOKafkaAdminClient(**options.client_kwargs())
-    await admin.start()
+    admin = AIOKafkaAdminClient(**options.client_kwargs(), request_timeout_ms=int(timeout_s * 1000))
     try:
-        existing = set(await admin.list_topics())
-        missing = [t for t in topics if t not in existing]
-        if missing:
-            with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics(
-                    [
-                        NewTopic(
-                            t, num_partitions=partitions, replication_factor=options.topic_replication_factor
-                        )
-                        for t in missing
-                    ]
-                )
+        return await asyncio.wait_for(_ensure_topics(admin, options, topics, NewTopic), timeout=timeout_s)
     finally:
-        await admin.close()
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+async def _ensure_topics(
+    admin: Any, options: KafkaOptions, topics: Sequence[str], new_topic: Any
+) -> list[str]:
+    from aiokafka.errors import for_code
+
+    await admin.start()
+    # Every topic: asking for some by name would create them on a broker that creates topics on
+    # first use, with its own default partitions.
+    partitions = {
+        t["topic"]: len(t["partitions"]) for t in await admin.describe_topics() if t["error_code"] == 0
+    }
+    for topic in topics:
+        if topic in partitions and partitions[topic] != options.topic_partitions:
+            _log.info(
+                "topic %s has %d partitions (KAFKA_TOPIC_PARTITIONS=%d); left as it is",
+                topic,
+                partitions[topic],
+                options.topic_partitions,
+            )
+    missing = [t for t in dict.fromkeys(topics) if t not in partitions]
+    if not missing:
+        return []
+    where = f"the Kafka cluster at {options.bootstrap_servers}"
+    if not options.create_topics:
+        raise TopicProblem(
+            f"topics {', '.join(missing)} do not exist on {where} and KAFKA_CREATE_TOPICS=false: "
+            "create them, or let the services create them (KAFKA_CREATE_TOPICS=true)"
+        )
+    brokers = len((await admin.describe_cluster())["brokers"])
+    too_few = (
+        f"KAFKA_TOPIC_REPLICATION_FACTOR={options.topic_replication_factor} is more than the {{}} "
+        f"broker(s) of {where}: topics {', '.join(missing)} cannot be created; set it to at most "
+        "the number of brokers"
+    )
+    if options.topic_replication_factor > brokers:
+        raise TopicProblem(too_few.format(brokers))
+    answer = await admin.create_topics(
+        [
+            new_topic(
+                t,
+                num_partitions=options.topic_partitions,
+                replication_factor=options.topic_replication_factor,
+            )
+            for t in missing
+        ]
+    )
+    for error in answer.topic_errors:
+        topic, code, message = error[0], error[1], (error[2] if len(error) > 2 else None)
+        if code in (0, _TOPIC_ALREADY_EXISTS):
+            continue
+        if code == _INVALID_REPLICATION_FACTOR:
+            raise TopicProblem(too_few.format(brokers) + f" ({message})")
+        kind = for_code(code)
+        if code in _AUTHORIZATION_FAILED:
+            raise TopicProblem(
+                f"{where} refuses to create topic {topic} ({kind.__name__}: {message}): allow the "
+                "service's Kafka user to create topics, or create them yourself and set "
+                "KAFKA_CREATE_TOPICS=false"
+            )
+        if kind.retriable:
+            raise kind(f"creating topic {topic}: {message}")
+        raise TopicProblem(f"{where} refuses to create topic {topic}: {kind.__name__}: {message}")
+    _log.info(
+        "created topics %s (%d partitions, replication factor %d)",
+        ", ".join(missing),
+        options.topic_partitions,
+        options.topic_replication_factor,
+    )
+    return missing
+
+
+class TopicSetup(BackgroundLoop):
+    """A service's topics made to exist (or found to, KAFKA_CREATE_TOPICS=false) from start-up
+    on, without holding the start-up: tried at once, then again with backoff (up to
+    `max_backoff_s`) while the broker is away or the topics cannot be had, until they are.
+
+    `ready` is set once they exist (the consumers wait for it); `probe` (readiness) fails while
+    a `TopicProblem` stands in the way, not while the broker is merely unreachable."""
+
+    def __init__(
+        self,
+        options: KafkaOptions,
+        topics: Sequence[str],
+        *,
+        max_backoff_s: float = 30.0,
+        stop_timeout_s: float = 3.0,
+    ) -> None:
+        self.options = options
+        self.topics = list(topics)
+        self.max_backoff_s = max_backoff_s
+        self.ready = asyncio.Event()
+        self.problem: str | None = None
+        self.created: list[str] = []
+        self._answered = asyncio.Event()
+        super().__init__(task_name="kafka topic set-up", stop_timeout_s=stop_timeout_s)
+
+    async def _run(self) -> None:
+        backoff = 0.5
+        while not self._stopping.is_set():
+            try:
+                self.created = await ensure_topics(self.options, self.topics)
+            except TopicProblem as exc:
+                if str(exc) != self.problem:
+                    _log.error("%s", exc)
+                self.problem = str(exc)
+            except Exception as exc:
+                self.problem = None
+                _log.warning(
+                    "cannot set up topics %s at %s yet (%s: %s); trying again in %g s",
+                    ", ".join(self.topics),
+                    self.options.bootstrap_servers,
+                    type(exc).__name__,
+                    exc,
+                    backoff,
+                )
+            else:
+                self.problem = None
+                self.ready.set()
+                self._answered.set()
+                return
+            self._answered.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=backoff)
+            backoff = min(backoff * 2, self.max_backoff_s)
+
+    async def probe(self) -> None:
+        """Readiness: a problem an operator must fix is "not ready". Waits for the first
+        attempt's answer (the readiness check's timeout bounds the wait)."""
+        await self._answered.wait()
+        if self.problem is not None:
+            raise TopicProblem(self.problem)

@@ -15,10 +15,19 @@ import neo4j
 import redis.asyncio as aioredis
 
 from rae_common.app import ServiceState
-from rae_common.db import ConnectionSetup, Migration, PoolTimeouts, apply_migrations, close_pool, create_pool
+from rae_common.db import (
+    ConnectionSetup,
+    PoolTimeouts,
+    SchemaPlan,
+    check_migrated,
+    close_pool,
+    create_pool,
+    migrate,
+)
+from rae_common.events import TOPIC_DLQ
 from rae_common.messaging import BatchHandler, Handler, KafkaBroadcastLoop, KafkaConsumerLoop, KafkaPublisher
-from rae_common.outbox import OutboxRelay, shared_migrations
-from rae_common.settings import require
+from rae_common.outbox import OutboxRelay
+from rae_common.settings import ServiceSettings, require
 
 __all__ = [
     "kafka_broadcast",
@@ -37,13 +46,16 @@ _log = logging.getLogger("rae.resources")
 @contextlib.asynccontextmanager
 async def postgres(
     state: ServiceState,
-    schema: str,
-    migrations: Sequence[Migration],
+    plan: SchemaPlan,
     *,
     connection_setup: ConnectionSetup | None = None,
 ) -> AsyncIterator[asyncpg.Pool]:
     """A pool with the schema migrated. Fails start-up when Postgres is unreachable: a service
     must not serve on a schema it could not check.
+
+    With DATABASE_MIGRATE_ON_START=false nothing is applied: start-up fails naming the
+    migrations the schema lacks (`rae-migrate` applies them). Otherwise the service migrates as
+    `rae-migrate` would, granting DATABASE_APP_ROLE (when set) the use of its tables.
 
     `connection_setup` runs on every connection the pool opens; the connections opened before
     the migrations are replaced after them, so it may depend on what the migrations create
@@ -61,11 +73,16 @@ async def postgres(
             idle_in_transaction_s=settings.database_idle_in_transaction_timeout_s,
         ),
         application_name=f"rae-{settings.service_name}",
+        schema=plan.schema,
     )
     try:
-        applied = await apply_migrations(pool, schema, list(migrations))
-        if applied:
-            _log.info("applied migrations %s to schema %s", applied, schema)
+        async with pool.acquire() as conn:
+            if settings.database_migrate_on_start:
+                applied, _ = await migrate(conn, plan, settings.database_app_role)
+                if applied:
+                    _log.info("applied migrations %s to schema %s", applied, plan.schema)
+            else:
+                await check_migrated(conn, plan)
         if connection_setup is not None:
             await pool.expire_connections()
 
@@ -78,6 +95,18 @@ async def postgres(
         yield pool
     finally:
         await close_pool(pool, settings.database_close_timeout_s)
+
+
+def _require_topics(settings: ServiceSettings, topics: Sequence[str]) -> None:
+    """Fail when a consumer reads a topic its settings class does not declare in `topics`: the
+    service would not create it at start-up, and a broker that creates topics on first use would
+    give it its own default partitions."""
+    undeclared = sorted(set(topics) - type(settings).topics)
+    if undeclared:
+        raise RuntimeError(
+            f"{type(settings).__name__} consumes {', '.join(undeclared)} but declares "
+            f"topics={sorted(type(settings).topics)}: add them to its `topics`"
+        )
 
 
 @contextlib.asynccontextmanager
@@ -132,10 +161,12 @@ async def kafka_consumer(
 ) -> AsyncIterator[KafkaConsumerLoop]:
     require(state.settings, "kafka")
     settings = state.settings
+    _require_topics(settings, [*topics, TOPIC_DLQ])
     loop = KafkaConsumerLoop(
         settings.kafka_options(),
         group_id=group_id,
         topics=topics,
+        topics_ready=state.topics.ready if state.topics is not None else None,
         handler=handler,
         batch_handler=batch_handler,
         tracer_provider=state.tracer_provider,
@@ -171,10 +202,12 @@ async def kafka_broadcast(
     handler that keeps failing drops the record (logged), having no dead-letter topic to feed."""
     require(state.settings, "kafka")
     settings = state.settings
+    _require_topics(settings, topics)
     loop = KafkaBroadcastLoop(
         settings.kafka_options(),
         group_id=name,
         topics=topics,
+        topics_ready=state.topics.ready if state.topics is not None else None,
         handler=handler,
         tracer_provider=state.tracer_provider,
         max_attempts=3,
@@ -232,18 +265,18 @@ async def neo4j_driver(state: ServiceState) -> AsyncIterator[neo4j.AsyncDriver]:
 @contextlib.asynccontextmanager
 async def postgres_with_outbox(
     state: ServiceState,
-    schema: str,
-    migrations: Sequence[Migration],
+    plan: SchemaPlan,
     *,
     connection_setup: ConnectionSetup | None = None,
 ) -> AsyncIterator[asyncpg.Pool]:
-    """Postgres (migrated, with the shared `outbox` table), a publisher and a running relay:
-    what every service that announces its own state changes needs."""
+    """Postgres (migrated, with the shared `outbox` table: the plan must hold
+    `shared_migrations("outbox")`), a publisher and a running relay: what every service that
+    announces its own state changes needs."""
+    if not any(m.name == "outbox" for m in plan.migrations):
+        raise ValueError(f"the schema plan of {plan.service} lacks the shared outbox table")
     async with (
-        postgres(
-            state, schema, [*migrations, *shared_migrations("outbox")], connection_setup=connection_setup
-        ) as pool,
+        postgres(state, plan, connection_setup=connection_setup) as pool,
         kafka_publisher(state) as publisher,
-        outbox_relay(state, pool, schema, publisher),
+        outbox_relay(state, pool, plan.schema, publisher),
     ):
         yield pool

@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     #: only for what it declares here (opening anything else fails: `require`), so the Helm
     #: chart, which gives each service exactly these settings, cannot leave one out.
     uses: ClassVar[frozenset[Infrastructure]] = frozenset()
+    #: The Kafka topics this service produces to or consumes from: it creates them at start-up
+    #: (KAFKA_CREATE_TOPICS), and its consumers may subscribe to these only.
+    topics: ClassVar[frozenset[str]] = frozenset()
 
     service_name: str = "rae"
     environment: str = Field(default="local", validation_alias="RAE_ENVIRONMENT")
@@ -50,6 +53,13 @@ class ServiceSettings(BaseSettings):
     database_idle_in_transaction_timeout_s: float = Field(default=150.0, gt=0)
     # At shutdown, longest wait for connections still checked out before they are closed hard.
     database_close_timeout_s: float = Field(default=3.0, gt=0)
+    # False: the service applies no migration at start-up and refuses to start while its schema
+    # lacks one (`rae-migrate` applies them with a privileged URL beforehand, e.g. in an init
+    # container); DATABASE_URL can then name a role that may only read and write rows.
+    database_migrate_on_start: bool = True
+    # The role the service runs as, when migrations run as another one: whoever migrates
+    # (`rae-migrate`, or the service at start-up) grants it the use of the service's tables.
+    database_app_role: str = ""
     # At shutdown, how long the background loops (Kafka consumers, the outbox relay) may finish
     # the work in hand, all at once, before it is cancelled (and done again after the restart).
     # The budget: UVICORN_TIMEOUT_GRACEFUL_SHUTDOWN + this + 1 s to unwind +
@@ -74,6 +84,9 @@ class ServiceSettings(BaseSettings):
     # For the topics the services create when missing.
     kafka_topic_partitions: int = Field(default=3, ge=1)
     kafka_topic_replication_factor: int = Field(default=1, ge=1)
+    # True: a service creates the topics it uses (`topics`) when they are missing; false: it only
+    # checks they exist and is not ready until they do (topics managed by the operator).
+    kafka_create_topics: bool = True
     neo4j_uri: str = "bolt://127.0.0.1:17687"
     neo4j_user: str = "root"
     neo4j_password: SecretStr = SecretStr("")
@@ -148,6 +161,7 @@ class ServiceSettings(BaseSettings):
             topic_partitions=self.kafka_topic_partitions,
             topic_replication_factor=self.kafka_topic_replication_factor,
             enable_idempotence=self.kafka_enable_idempotence,
+            create_topics=self.kafka_create_topics,
         )
 
     @field_validator("app_cors_origins", mode="before")
@@ -172,6 +186,8 @@ INFRASTRUCTURE_SETTINGS: Mapping[Infrastructure, tuple[str, ...]] = {
         "database_statement_timeout_s",
         "database_idle_in_transaction_timeout_s",
         "database_close_timeout_s",
+        "database_migrate_on_start",
+        "database_app_role",
         "outbox_poll_interval_s",
         "outbox_batch_size",
         "outbox_retention_hours",
@@ -189,6 +205,7 @@ INFRASTRUCTURE_SETTINGS: Mapping[Infrastructure, tuple[str, ...]] = {
         "kafka_enable_idempotence",
         "kafka_topic_partitions",
         "kafka_topic_replication_factor",
+        "kafka_create_topics",
     ),
     "redis": ("redis_url",),
     "neo4j": ("neo4j_uri", "neo4j_user", "neo4j_password", "neo4j_database"),

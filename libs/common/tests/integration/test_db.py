@@ -10,7 +10,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from rae_common import resources
 from rae_common.app import ServiceState
-from rae_common.db import Migration, apply_migrations, create_pool, load_migrations, tenant_tx
+from rae_common.db import Migration, SchemaPlan, apply_migrations, create_pool, load_migrations, tenant_tx
 from rae_common.settings import ServiceSettings
 from rae_common.telemetry import RequestMetrics
 
@@ -108,8 +108,8 @@ async def test_the_connection_setup_sees_what_the_migrations_created(
 
     sized = _PostgresSettings(database_url=settings.database_url, database_pool_min=3, database_pool_max=3)
     state = ServiceState(settings=sized, tracer_provider=TracerProvider(), metrics=RequestMetrics("t"))
-    migrations = [Migration(1, "marker", "CREATE TYPE marker AS ENUM ('x')")]
-    async with resources.postgres(state, schema, migrations, connection_setup=setup) as pool:
+    plan = SchemaPlan("test", schema, (Migration(1, "marker", "CREATE TYPE marker AS ENUM ('x')"),))
+    async with resources.postgres(state, plan, connection_setup=setup) as pool:
         async with pool.acquire() as a, pool.acquire() as b, pool.acquire() as c:
             seen = [await conn.fetchval("SELECT current_setting('rae.test_saw_type')") for conn in (a, b, c)]
     assert seen == ["true", "true", "true"]

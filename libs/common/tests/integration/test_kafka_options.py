@@ -17,7 +17,11 @@ from rae_common.messaging import BrokerUnavailable
 from rae_common.resources import kafka_publisher
 from rae_common.settings import ServiceSettings
 from rae_common.telemetry import RequestMetrics
-from rae_common.testing import new_topic, read_topic
+from rae_common.testing import new_topic, read_topic, settings_from_env
+
+
+class KafkaSettings(ServiceSettings):
+    uses = frozenset({"kafka"})
 
 
 def state_of(settings: ServiceSettings) -> ServiceState:
@@ -34,7 +38,7 @@ async def test_a_services_publisher_is_idempotent_by_default(
 ) -> None:
     """Settings without KAFKA_ENABLE_IDEMPOTENCE, as for a real cluster."""
     env = {k: v for k, v in infra_env.items() if k != "KAFKA_ENABLE_IDEMPOTENCE"}
-    settings = ServiceSettings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[call-arg]
+    settings = KafkaSettings(_env_file=None, **{k.lower(): v for k, v in env.items()})  # type: ignore[call-arg]
     assert settings.kafka_enable_idempotence is True
     topic = await new_topic(settings.kafka_bootstrap_servers)
     caplog.set_level(logging.ERROR, logger="aiokafka")
@@ -44,9 +48,8 @@ async def test_a_services_publisher_is_idempotent_by_default(
     assert "InitProducerId" in caplog.text
 
 
-async def test_the_local_stacks_settings_turn_idempotence_off(
-    infra_env: dict[str, str], settings: ServiceSettings
-) -> None:
+async def test_the_local_stacks_settings_turn_idempotence_off(infra_env: dict[str, str]) -> None:
+    settings = settings_from_env(infra_env, KafkaSettings)
     assert infra_env["KAFKA_ENABLE_IDEMPOTENCE"] == "false"
     assert settings.kafka_options().enable_idempotence is False
     topic = await new_topic(settings.kafka_bootstrap_servers)

@@ -13,20 +13,19 @@ from pydantic import Field
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
-from rae_common.db import load_migrations
-from rae_common.events import TOPIC_ML
-from rae_common.outbox import shared_migrations
+from rae_common.events import TOPIC_COST, TOPIC_DLQ, TOPIC_ML
 from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import Infrastructure, ServiceSettings
-from rae_cost.adapters.repository import SCHEMA
 from rae_cost.api.routes import router
 from rae_cost.consumers import usage_handler
 from rae_cost.metrics import CostMetrics
+from rae_cost.schema import schema_plan
 from rae_cost.service import CONSUMER, Clock, CostService
 
 
 class CostSettings(ServiceSettings):
     uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka"})
+    topics: ClassVar[frozenset[str]] = frozenset({TOPIC_ML, TOPIC_COST, TOPIC_DLQ})
     service_name: str = "cost"
     budget_warn_ratio: float = Field(default=0.8, gt=0, le=1)
     # Usage accounting can wait half a second for its records, and polling the broker ten times
@@ -45,8 +44,7 @@ def create_app(settings: CostSettings | None = None, *, clock: Clock | None = No
 
     @contextlib.asynccontextmanager
     async def setup(state: ServiceState) -> AsyncIterator[None]:
-        migrations = load_migrations("rae_cost") + shared_migrations("inbox")
-        async with resources.postgres_with_outbox(state, SCHEMA, migrations) as pool:
+        async with resources.postgres_with_outbox(state, schema_plan()) as pool:
             service = CostService(
                 pool,
                 metrics,

@@ -205,6 +205,7 @@ async def test_ready_once_the_consumer_has_its_partitions(cost) -> None:
         return response.json() if response.status_code == 200 else None
 
     assert (await cost.eventually(ready))["checks"] == {
+        "kafka-topics": "ok",
         "postgres": "ok",
         "kafka": "ok",
         "kafka-consumer": "ok",

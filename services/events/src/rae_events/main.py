@@ -11,13 +11,11 @@ from pydantic import Field
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
-from rae_common.db import load_migrations
-from rae_common.events import ALL_TOPICS
-from rae_common.outbox import shared_migrations
+from rae_common.events import ALL_TOPICS, TOPIC_DLQ
 from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import Infrastructure, ServiceSettings
 from rae_events.adapters.dead_letters import DeadLetterRecorder
-from rae_events.adapters.event_log import CONSUMER, SCHEMA
+from rae_events.adapters.event_log import CONSUMER
 from rae_events.adapters.kafka_lag import ConsumerLag
 from rae_events.api.routes import router
 from rae_events.consumers import engine_batch_handler, engine_handler
@@ -26,11 +24,14 @@ from rae_events.domain.rules import default_rule
 from rae_events.engine import EventEngine
 from rae_events.metrics import EventsMetrics
 from rae_events.monitoring import MetricsSampler
+from rae_events.schema import schema_plan
 from rae_events.service import EventsService
 
 
 class EventsSettings(ServiceSettings):
     uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka"})
+    # Every topic: it consumes them all, and its rules may emit any event; the dead letters too.
+    topics: ClassVar[frozenset[str]] = frozenset({*ALL_TOPICS, TOPIC_DLQ})
     service_name: str = "events"
     events_default_rule_every: int = Field(default=20, ge=1)
     events_default_rule_cooldown_s: int = Field(default=0, ge=0)
@@ -48,9 +49,8 @@ def create_app(settings: EventsSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def setup(state: ServiceState) -> AsyncIterator[None]:
-        migrations = load_migrations("rae_events") + shared_migrations("inbox")
         async with contextlib.AsyncExitStack() as stack:
-            pool = await stack.enter_async_context(resources.postgres_with_outbox(state, SCHEMA, migrations))
+            pool = await stack.enter_async_context(resources.postgres_with_outbox(state, schema_plan()))
             publisher = state.get("publisher")
             assert state.http is not None
             worker = DeliveryWorker(

@@ -88,4 +88,9 @@ async def test_ready_only_once_the_consumer_has_its_partitions(client: httpx.Asy
         assert "kafka-consumer" in ready.json()["down"]
         await asyncio.sleep(0.1)
         ready = await client.get("/readyz")
-    assert ready.json()["checks"] == {"postgres": "ok", "kafka": "ok", "kafka-consumer": "ok"}
+    assert ready.json()["checks"] == {
+        "kafka-topics": "ok",
+        "postgres": "ok",
+        "kafka": "ok",
+        "kafka-consumer": "ok",
+    }

@@ -12,22 +12,23 @@ from pydantic import Field
 from rae_common import resources
 from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.contracts.memory import IngestText
-from rae_common.db import load_migrations
 from rae_common.events import TOPIC_COST, Envelope
 from rae_common.messaging import ConsumedRecord
 from rae_common.settings import Infrastructure, ServiceSettings, require
 from rae_gateway.adapters.budget import BudgetStore
-from rae_gateway.adapters.keys import SCHEMA, KeyStore
+from rae_gateway.adapters.keys import KeyStore
 from rae_gateway.api import admin, events, governance, graph, outbox, reflection, routes
 from rae_gateway.api.limits import QuotaHeadersMiddleware, RateLimits
 from rae_gateway.api.models import Problem
 from rae_gateway.api.openapi import document_models
 from rae_gateway.domain.keys import UsageThrottle
 from rae_gateway.domain.limits import TenantLimitsCache
+from rae_gateway.schema import schema_plan
 
 
 class GatewaySettings(ServiceSettings):
     uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "redis", "auth"})
+    topics: ClassVar[frozenset[str]] = frozenset({TOPIC_COST})
     service_name: str = "gateway"
     # Requests per minute per tenant (per client address without a credential); 0 = unlimited.
     # A tenant's own limits (PUT /v1/admin/tenants/{id}/limits) take precedence.
@@ -69,7 +70,7 @@ def _setup_for(settings: GatewaySettings) -> Setup:
     async def setup(state: ServiceState) -> AsyncIterator[None]:
         require(settings, "auth")
         async with (
-            resources.postgres(state, SCHEMA, load_migrations("rae_gateway")) as pool,
+            resources.postgres(state, schema_plan()) as pool,
             resources.redis_client(state) as redis,
         ):
             store = KeyStore(pool)

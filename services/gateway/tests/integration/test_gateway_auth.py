@@ -89,7 +89,7 @@ async def test_status_reports_every_service_down(client: httpx.AsyncClient) -> N
 async def test_gateway_itself_is_ready(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200
-    assert response.json()["checks"] == {"postgres": "ok", "redis": "ok"}
+    assert response.json()["checks"] == {"kafka-topics": "ok", "postgres": "ok", "redis": "ok"}
 
 
 @pytest.mark.parametrize(

@@ -11,19 +11,20 @@ from pydantic import Field
 
 from rae_common import resources
 from rae_common.app import ServiceState, Setup, create_service_app
-from rae_common.events import TOPIC_MEMORY
-from rae_common.outbox import shared_migrations
+from rae_common.events import TOPIC_DLQ, TOPIC_GRAPH, TOPIC_MEMORY
 from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import Infrastructure, ServiceSettings
 from rae_graph.adapters.clients import MemoryClient, MlClient
 from rae_graph.adapters.store import GraphStore
 from rae_graph.api.routes import router
 from rae_graph.consumers import CONSUMER, memory_handler
-from rae_graph.service import SCHEMA, GraphService, Tuning
+from rae_graph.schema import schema_plan
+from rae_graph.service import GraphService, Tuning
 
 
 class GraphSettings(ServiceSettings):
     uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "neo4j"})
+    topics: ClassVar[frozenset[str]] = frozenset({TOPIC_MEMORY, TOPIC_GRAPH, TOPIC_DLQ})
     service_name: str = "graph"
     graph_similarity_threshold: float = Field(default=0.93, gt=0, le=1)
     graph_similarity_margin: float = Field(default=0.02, ge=0, le=1)
@@ -43,7 +44,7 @@ def _setup_for(settings: GraphSettings) -> Setup:
     @contextlib.asynccontextmanager
     async def setup(state: ServiceState) -> AsyncIterator[None]:
         async with (
-            resources.postgres_with_outbox(state, SCHEMA, shared_migrations("inbox")) as pool,
+            resources.postgres_with_outbox(state, schema_plan()) as pool,
             resources.neo4j_driver(state) as driver,
         ):
             store = GraphStore(driver, settings.neo4j_database)

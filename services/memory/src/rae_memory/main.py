@@ -16,16 +16,17 @@ from qdrant_client import AsyncQdrantClient
 from rae_common import resources
 from rae_common.app import ServiceState, Setup, create_service_app
 from rae_common.clients import GraphClient, MlClient, ReflectionClient
-from rae_common.db import load_migrations
+from rae_common.events import TOPIC_MEMORY
 from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import Infrastructure, ServiceSettings, require
 from rae_memory.adapters.embeddings import EmbeddingClient
 from rae_memory.adapters.repository import MemoryRepository
-from rae_memory.adapters.sql import SCHEMA, register_vector_codec
+from rae_memory.adapters.sql import register_vector_codec
 from rae_memory.adapters.vectors import DEFAULT_EF_SEARCH, PgVectorIndex, QdrantIndex, VectorIndex
 from rae_memory.api import evaluations
 from rae_memory.api.routes import router
 from rae_memory.erasure import Downstream
+from rae_memory.schema import schema_plan
 from rae_memory.service import MemoryService
 
 _log = logging.getLogger("rae.memory")
@@ -36,6 +37,7 @@ QDRANT_IN_PROCESS = ":memory:"
 
 class MemorySettings(ServiceSettings):
     uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "qdrant"})
+    topics: ClassVar[frozenset[str]] = frozenset({TOPIC_MEMORY})
     service_name: str = "memory"
     vector_backend: str = Field(default="pgvector", pattern="^(pgvector|qdrant)$")
     qdrant_collection: str = "rae_memories"
@@ -108,7 +110,7 @@ def _setup_for(settings: MemorySettings) -> Setup:
     async def setup(state: ServiceState) -> AsyncIterator[None]:
         async with (
             resources.postgres_with_outbox(
-                state, SCHEMA, load_migrations("rae_memory"), connection_setup=register_vector_codec
+                state, schema_plan(), connection_setup=register_vector_codec
             ) as pool,
             _vector_index(state, settings) as vectors,
         ):

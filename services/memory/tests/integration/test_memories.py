@@ -331,7 +331,7 @@ async def test_working_memory_expires(client: httpx.AsyncClient, tenant) -> None
 async def test_readiness_reports_postgres_and_kafka(client: httpx.AsyncClient) -> None:
     ready = await client.get("/readyz")
     assert ready.status_code == 200
-    assert ready.json()["checks"] == {"postgres": "ok", "kafka": "ok"}
+    assert ready.json()["checks"] == {"kafka-topics": "ok", "postgres": "ok", "kafka": "ok"}
 
 
 async def test_the_stored_vector_is_the_models_vector_bit_for_bit(

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
+from rae_common.events import TOPIC_ML
 from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import Infrastructure, ServiceSettings
 from rae_common.telemetry import instrument_httpx
@@ -32,10 +33,9 @@ from rae_ml.domain.pricing import Price, load_pricing
 from rae_ml.domain.resilience import Backoff, CircuitBreaker
 from rae_ml.extraction_service import ExtractionService
 from rae_ml.generation_service import GenerationService
+from rae_ml.schema import SCHEMA, schema_plan
 from rae_ml.service import EmbeddingMetrics, EmbeddingService
 from rae_ml.usage import UsageLedger, UsageMetrics
-
-SCHEMA = "ml"
 
 
 class EmbeddingModelConfig(BaseModel):
@@ -68,6 +68,7 @@ class ProviderConfig(BaseModel):
 
 class MLSettings(ServiceSettings):
     uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka", "redis"})
+    topics: ClassVar[frozenset[str]] = frozenset({TOPIC_ML})
     service_name: str = "ml"
 
     embedding_model: str = MINILM.name
@@ -203,7 +204,7 @@ def create_app(
     async def setup(state: ServiceState) -> AsyncIterator[None]:
         async with (
             resources.redis_client(state) as redis,
-            resources.postgres_with_outbox(state, SCHEMA, []) as pool,
+            resources.postgres_with_outbox(state, schema_plan()) as pool,
             _provider_clients(state, settings, provider_metrics) as clients,
         ):
             counter = await asyncio.to_thread(load_minilm_counter, cache_dir=cache_dir)

@@ -244,7 +244,13 @@ async def test_models_lists_the_default_models(client: httpx.AsyncClient) -> Non
 async def test_readiness_reports_model_redis_postgres_and_kafka(client: httpx.AsyncClient) -> None:
     response = await ready(client)
     assert response.status_code == 200
-    assert response.json()["checks"] == {"redis": "ok", "postgres": "ok", "kafka": "ok", "model": "ok"}
+    assert response.json()["checks"] == {
+        "kafka-topics": "ok",
+        "redis": "ok",
+        "postgres": "ok",
+        "kafka": "ok",
+        "model": "ok",
+    }
 
 
 async def test_metrics_count_hits_and_misses_and_time_batches(client: httpx.AsyncClient) -> None:

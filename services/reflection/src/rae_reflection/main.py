@@ -11,21 +11,20 @@ from pydantic import Field
 
 from rae_common import resources
 from rae_common.app import ServiceState, create_service_app
-from rae_common.db import load_migrations
-from rae_common.events import TOPIC_MEMORY, TOPIC_REFLECTION
-from rae_common.outbox import shared_migrations
+from rae_common.events import TOPIC_DLQ, TOPIC_MEMORY, TOPIC_REFLECTION
 from rae_common.outbox_api import router as outbox_router
 from rae_common.settings import Infrastructure, ServiceSettings
 from rae_reflection.adapters.clients import MemoryClient, MlClient
-from rae_reflection.adapters.repository import SCHEMA
 from rae_reflection.api.routes import router
 from rae_reflection.consumers import request_handler
 from rae_reflection.domain.clustering import GroupLimits
+from rae_reflection.schema import schema_plan
 from rae_reflection.service import CONSUMER, ReflectionService, Tuning
 
 
 class ReflectionSettings(ServiceSettings):
     uses: ClassVar[frozenset[Infrastructure]] = frozenset({"postgres", "kafka"})
+    topics: ClassVar[frozenset[str]] = frozenset({TOPIC_REFLECTION, TOPIC_MEMORY, TOPIC_DLQ})
     service_name: str = "reflection"
     reflection_max_memories: int = Field(default=500, ge=1, le=2048)
     reflection_similarity: float = Field(default=0.5, ge=-1, le=1)
@@ -55,8 +54,7 @@ def create_app(settings: ReflectionSettings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def setup(state: ServiceState) -> AsyncIterator[None]:
-        migrations = load_migrations("rae_reflection") + shared_migrations("inbox")
-        async with resources.postgres_with_outbox(state, SCHEMA, migrations) as pool:
+        async with resources.postgres_with_outbox(state, schema_plan()) as pool:
             assert state.http is not None
             service = ReflectionService(
                 pool,

@@ -1,0 +1,15 @@
+"""What the service keeps in Postgres: its schema and every migration of it, in order. Its
+start-up (DATABASE_MIGRATE_ON_START) and `rae-migrate` both apply this plan."""
+
+from __future__ import annotations
+
+from rae_common.db import SchemaPlan
+from rae_common.outbox import shared_migrations
+
+__all__ = ["SCHEMA", "schema_plan"]
+
+SCHEMA = "ml"
+
+
+def schema_plan() -> SchemaPlan:
+    return SchemaPlan("ml", SCHEMA, (*shared_migrations("outbox"),))
