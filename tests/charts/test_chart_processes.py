@@ -26,11 +26,13 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 import yaml
@@ -42,7 +44,7 @@ from rae_localstack._stack import BASE_PORTS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEST_VALUES = REPO_ROOT / "charts" / "rae" / "ci" / "test-values.yaml"
-KUBE_VERSION = "1.31.0"
+MIGRATIONS_VALUES = REPO_ROOT / "charts" / "rae" / "ci" / "migrations-values.yaml"
 RELEASE = "r"
 SERVICES = ("gateway", "memory", "ml", "graph", "reflection", "cost", "events")
 VENV_BIN = Path(sys.executable).parent
@@ -158,24 +160,20 @@ def _map_hosts(env: Mapping[str, str], hosts: Mapping[str, str]) -> dict[str, st
 
 
 @pytest.fixture(scope="module")
-def helm_env() -> dict[str, str]:
-    subprocess.run(["bash", str(REPO_ROOT / "deploy" / "tools" / "install-helm.sh")], check=True, timeout=600)
-    tools = REPO_ROOT / ".tools"
-    env = dict(os.environ)
-    env["PATH"] = f"{tools / 'bin'}{os.pathsep}{env.get('PATH', '')}"
-    for kind in ("CACHE", "CONFIG", "DATA"):
-        env[f"HELM_{kind}_HOME"] = str(tools / "helm" / kind.lower())
-    return env
-
-
-@pytest.fixture(scope="module")
 def ports(sub_stack_offset: Callable[[str], int]) -> dict[str, int]:
     offset = sub_stack_offset("chart-processes")
     return {name: BASE_PORTS[name] + offset for name in SERVICES}
 
 
-@pytest.fixture(scope="module")
-def operator_values(stack: Stack, ports: Mapping[str, int]) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Deployment:
+    """How an operator deploys: the chart's values files and their values for their own servers."""
+
+    values_files: tuple[Path, ...]
+    operator_values: dict[str, Any]
+
+
+def _infrastructure_values(stack: Stack, ports: Mapping[str, int]) -> dict[str, Any]:
     """What an operator writes for their own infrastructure: here, the session's local stack."""
     env = stack.service_env()
     return {
@@ -200,43 +198,71 @@ def operator_values(stack: Stack, ports: Mapping[str, int]) -> dict[str, Any]:
     }
 
 
+async def _admin_sql(stack: Stack, *statements: str, database: str = "postgres") -> None:
+    # The local stack's superuser reaches its server through the Unix socket only.
+    socket_dir = stack._pg_socket_dir(stack.data_dir("postgres"), None)
+    conn = await asyncpg.connect(
+        host=str(socket_dir), port=stack.port("postgres"), user="postgres", database=database
+    )
+    try:
+        for statement in statements:
+            await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module", params=["one-role", "migrate-init-container"])
+def deployment(
+    request: pytest.FixtureRequest, stack: Stack, ports: Mapping[str, int]
+) -> Iterator[Deployment]:
+    """`one-role`: the services migrate their own schemas with DATABASE_URL. `migrate-init-container`:
+    docs/deploy/kubernetes.md's two roles, set up as it says (a database owned by a migration role,
+    the vector extension created by the admin, an app role), then the chart's `migrate` init
+    containers run rae-migrate with the owner's URL and the services connect as the app role."""
+    values = _infrastructure_values(stack, ports)
+    if request.param == "one-role":
+        yield Deployment((TEST_VALUES,), values)
+        return
+    assert not stack.is_external("postgres"), "this deployment creates a database and roles as the superuser"
+    suffix = uuid.uuid4().hex[:8]
+    database, owner, app = f"rae_chart_{suffix}", f"rae_owner_{suffix}", f"rae_app_{suffix}"
+    owner_password, app_password = uuid.uuid4().hex, uuid.uuid4().hex
+    asyncio.run(
+        _admin_sql(
+            stack,
+            f"CREATE ROLE {owner} LOGIN PASSWORD '{owner_password}'",
+            f"CREATE ROLE {app} LOGIN PASSWORD '{app_password}'",
+            f"CREATE DATABASE {database} OWNER {owner}",
+        )
+    )
+    try:
+        asyncio.run(_admin_sql(stack, "CREATE EXTENSION IF NOT EXISTS vector", database=database))
+        port = stack.port("postgres")
+        values["global"]["postgres"] = {
+            "url": f"postgresql://{app}:{app_password}@127.0.0.1:{port}/{database}",
+            "migrationUrl": f"postgresql://{owner}:{owner_password}@127.0.0.1:{port}/{database}",
+        }
+        values["config"]["DATABASE_APP_ROLE"] = app
+        yield Deployment((MIGRATIONS_VALUES,), values)
+    finally:
+        asyncio.run(
+            _admin_sql(
+                stack,
+                f"DROP DATABASE IF EXISTS {database} WITH (FORCE)",
+                f"DROP ROLE IF EXISTS {app}",
+                f"DROP ROLE IF EXISTS {owner}",
+            )
+        )
+
+
 @pytest.fixture(scope="module")
 def rendered(
-    helm_env: dict[str, str], operator_values: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
+    deployment: Deployment, render: Callable[..., list[Manifest]], tmp_path_factory: pytest.TempPathFactory
 ) -> Rendered:
-    work = tmp_path_factory.mktemp("chart-processes")
-    for name in ("rae", "rae-service"):
-        shutil.copytree(REPO_ROOT / "charts" / name, work / name, ignore=shutil.ignore_patterns("*.tgz"))
-    subprocess.run(
-        ["helm", "dependency", "build", "--skip-refresh", str(work / "rae")],
-        env=helm_env,
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    values = work / "operator-values.yaml"
-    values.write_text(yaml.safe_dump(operator_values))
-    result = subprocess.run(
-        [
-            "helm",
-            "template",
-            RELEASE,
-            str(work / "rae"),
-            "--kube-version",
-            KUBE_VERSION,
-            "-f",
-            str(TEST_VALUES),
-            "-f",
-            str(values),
-        ],
-        env=helm_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    return Rendered([doc for doc in yaml.safe_load_all(result.stdout) if doc])
+    values = tmp_path_factory.mktemp("chart-processes") / "operator-values.yaml"
+    values.write_text(yaml.safe_dump(deployment.operator_values))
+    files = [arg for path in (*deployment.values_files, values) for arg in ("-f", str(path))]
+    return Rendered(render(*files))
 
 
 def _process_env(container: Container, hosts: Mapping[str, str]) -> dict[str, str]:
@@ -355,6 +381,12 @@ def test_each_service_is_rendered_with_every_setting_its_infrastructure_needs(re
         )
         assert main.env.get("RAE_SERVICE") == service
         assert main.command == ["rae-serve"]
+        inits, _ = rendered.pod_containers(service)
+        if inits:  # migrations in the init container, with their own (privileged) URL
+            (migrate,) = [c for c in inits if c.name == "migrate"]
+            assert migrate.command == ["rae-migrate"]
+            assert migrate.env["DATABASE_URL"] != main.env["DATABASE_URL"]
+            assert main.env["DATABASE_MIGRATE_ON_START"] == "false"
 
 
 def test_the_rendered_suite_starts_and_passes_the_helm_test_round_trip(suite: Rendered) -> None:
