@@ -57,6 +57,8 @@ def test_the_export_leaves_a_graph_that_needs_neither_torch_nor_the_model_packag
     assert sorted(p.name for p in exported.iterdir()) == sorted(
         graph.with_suffix(suffix).name for suffix in (".onnx", ".reference.json", ".tokenizer.json")
     )
+    # Exported by one user (root, in the image's build) and read by another (the service's uid).
+    assert {oct(p.stat().st_mode & 0o777) for p in exported.iterdir()} == {oct(0o644)}
 
 
 def test_without_torch_the_exported_graph_gives_the_torch_vectors_and_token_counts(exported: Path) -> None:

@@ -351,9 +351,15 @@ def _check(embedder: OnnxEmbedder, expected: np.ndarray[Any, np.dtype[np.float32
         raise ParityError(f"{path.name}: cosine {cosine:.6f} with the torch model, below {MIN_COSINE}")
 
 
+# mkstemp makes its file private (0600); the cache is written by one user and may be read by
+# another: the image's graph is exported by root at build time and read by the service's uid.
+CACHE_FILE_MODE = 0o644
+
+
 def _write_atomically(target: Path, content: bytes) -> None:
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
     try:
+        os.fchmod(descriptor, CACHE_FILE_MODE)
         with os.fdopen(descriptor, "wb") as handle:
             handle.write(content)
         os.replace(temporary, target)
@@ -401,6 +407,7 @@ def _export(model: SentenceTransformer, target: Path) -> None:
 
     _log.info("exporting the embedding model to ONNX (once per model and torch version): %s", target)
     descriptor, temporary = tempfile.mkstemp(dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp")
+    os.fchmod(descriptor, CACHE_FILE_MODE)
     os.close(descriptor)
     try:
         # The TorchScript exporter warns about its own deprecation and about trace-time
