@@ -11,22 +11,14 @@ from typing import Any
 
 import pytest
 
-from rae_common.serve import ServeSettings
+from rae_common.serve import DEFAULT_PORTS, ServeSettings
 from rae_common.settings import CREDENTIAL_SETTINGS, INFRASTRUCTURE_SETTINGS, ServiceSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CI = REPO_ROOT / "charts" / "rae" / "ci"
 TEST_VALUES = ("-f", str(CI / "test-values.yaml"))
 ALL_FEATURES = (*TEST_VALUES, "-f", str(CI / "all-features-values.yaml"))
-PORTS = {
-    "gateway": 8000,
-    "memory": 8001,
-    "ml": 8002,
-    "graph": 8003,
-    "reflection": 8004,
-    "cost": 8005,
-    "events": 8006,
-}
+PORTS = dict(DEFAULT_PORTS)
 
 Manifest = dict[str, Any]
 Render = Callable[..., list[Manifest]]
