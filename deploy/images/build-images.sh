@@ -99,15 +99,12 @@ host_pip() { # the host's pip setting $1 (index-url, ...): PIP_<NAME> wins over 
     "${py}" -m pip config get "global.$1" 2>/dev/null | tr '\n' ' ' || true
   fi
 }
-mkdir -p "${state_dir}/pip-cache"
 build_opts=(
   --network=host --pull=never --layers
   -f "${repo_root}/Dockerfile"
   --build-arg "BASE_IMAGE=${base}"
   --build-arg "ML_TORCH=${ml_torch}"
   --build-arg "REVISION=$(git -C "${repo_root}" rev-parse HEAD 2>/dev/null || echo unknown)"
-  # pip's downloads, kept between builds (a mount: never part of a layer).
-  -v "${state_dir}/pip-cache:/root/.cache/pip"
 )
 if [[ -f ${ca_bundle} ]]; then
   build_opts+=(-v "${ca_bundle}:/etc/ssl/certs/ca-certificates.crt:ro"
@@ -137,10 +134,17 @@ source_url="$(git -C "${repo_root}" remote get-url origin 2>/dev/null || true)"
 total="$(now)"
 for svc in "${services[@]}"; do
   start="$(now)"
+  name="localhost/rae-${svc}:${tag}"
+  previous="$("${podman[@]}" image inspect --format '{{.Id}}' "${name}" 2>/dev/null || true)"
   "${podman[@]}" build "${build_opts[@]}" \
     --build-arg "SERVICE=${svc}" --build-arg "PORT=$(port_of "${svc}")" \
-    -t "localhost/rae-${svc}:${tag}" "${repo_root}"
-  echo "build-images: localhost/rae-${svc}:${tag} built in $(elapsed "${start}") s"
+    -t "${name}" "${repo_root}"
+  # The image this one replaced, with the layers only it used: the store keeps one generation
+  # (and the build cache), not one per change.
+  if [[ -n ${previous} && ${previous} != "$("${podman[@]}" image inspect --format '{{.Id}}' "${name}")" ]]; then
+    "${podman[@]}" rmi "${previous}" >/dev/null 2>&1 || true
+  fi
+  echo "build-images: ${name} built in $(elapsed "${start}") s"
 done
 echo "build-images: ${#services[@]} image(s) built in $(elapsed "${total}") s"
 for svc in "${services[@]}"; do
