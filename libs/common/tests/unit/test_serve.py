@@ -11,7 +11,7 @@ from rae_localstack._stack import BASE_PORTS
 def test_the_environment_names_the_service_and_where_it_listens(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("RAE_SERVICE", "memory")
     settings = ServeSettings()  # type: ignore[call-arg]
-    assert (settings.rae_host, settings.port) == ("0.0.0.0", 8001)
+    assert (settings.rae_host, settings.port) == ("0.0.0.0", DEFAULT_PORTS["memory"])
     monkeypatch.setenv("RAE_PORT", "9101")
     monkeypatch.setenv("RAE_HOST", "127.0.0.1")
     settings = ServeSettings()  # type: ignore[call-arg]
