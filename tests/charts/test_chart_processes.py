@@ -270,6 +270,21 @@ def _process_env(container: Container, hosts: Mapping[str, str]) -> dict[str, st
     return {**_map_hosts(container.env, hosts), "PATH": f"{VENV_BIN}{os.pathsep}/usr/bin:/bin"}
 
 
+def _run(
+    container: Container, hosts: Mapping[str, str], cwd: Path, *, timeout_s: float
+) -> subprocess.CompletedProcess[str]:
+    """Run a container's command to its end (an init container, the helm test Pod)."""
+    return subprocess.run(
+        container.command,
+        env=_process_env(container, hosts),
+        cwd=cwd,  # no `.env` of the work tree is read: the rendered environment is all
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+
+
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.exists() else ""
 
@@ -340,15 +355,7 @@ def suite(rendered: Rendered, stack: Stack, ports: Mapping[str, int]) -> Iterato
         for service in SERVICES:
             inits, _ = rendered.pod_containers(service)
             for init in inits:
-                done = subprocess.run(
-                    init.command,
-                    env=_process_env(init, hosts),
-                    cwd=logs,
-                    capture_output=True,
-                    text=True,
-                    timeout=120,
-                    check=False,
-                )
+                done = _run(init, hosts, logs, timeout_s=120)
                 assert done.returncode == 0, (
                     f"{service} init container {init.name}: {done.stdout}{done.stderr}"
                 )
@@ -389,19 +396,14 @@ def test_each_service_is_rendered_with_every_setting_its_infrastructure_needs(re
             assert main.env["DATABASE_MIGRATE_ON_START"] == "false"
 
 
-def test_the_rendered_suite_starts_and_passes_the_helm_test_round_trip(suite: Rendered) -> None:
+def test_the_rendered_suite_starts_and_passes_the_helm_test_round_trip(
+    suite: Rendered, tmp_path: Path
+) -> None:
     tests = suite.test_pods()
     assert tests, "the chart renders no helm test Pod"
     hosts = suite.service_hosts()
     for container in tests:
-        done = subprocess.run(
-            container.command,
-            env=_process_env(container, hosts),
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        done = _run(container, hosts, tmp_path, timeout_s=300)
         assert done.returncode == 0, f"helm test {container.owner}: {done.stdout}{done.stderr}"
         assert "rae-smoke: passed" in done.stdout
 
@@ -416,15 +418,7 @@ def test_a_service_rendered_without_its_database_url_stops_at_once_naming_it(
     broken = Container(
         ml.owner, ml.name, ml.command, {k: v for k, v in ml.env.items() if k != "DATABASE_URL"}
     )
-    done = subprocess.run(
-        broken.command,
-        env=_process_env(broken, rendered.service_hosts()),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _run(broken, rendered.service_hosts(), tmp_path, timeout_s=120)
     assert done.returncode != 0
     assert "needs DATABASE_URL" in done.stdout + done.stderr
 
