@@ -23,11 +23,10 @@ import sys
 from collections.abc import Sequence
 
 import asyncpg
-from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from rae_common.db import Grants, SchemaPlan, migrate
-from rae_common.serve import ServiceName
+from rae_common.serve import ServiceName, read_environment
 
 __all__ = ["MigrateSettings", "main", "plan_of", "run"]
 
@@ -90,13 +89,8 @@ def _summary(plan: SchemaPlan, applied: list[int], grants: Grants | None) -> str
 
 def main(argv: Sequence[str] | None = None) -> int:
     del argv  # no options: the environment is the whole interface, as in a container
-    try:
-        settings = MigrateSettings()  # type: ignore[call-arg]  # from the environment
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
-        )
-        print(f"rae-migrate: {problems}", file=sys.stderr)  # noqa: T201
+    settings = read_environment(MigrateSettings, "rae-migrate")
+    if settings is None:
         return 2
     try:
         line = asyncio.run(run(settings))

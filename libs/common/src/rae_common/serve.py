@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, TypeVar
 
 import uvicorn
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-__all__ = ["DEFAULT_PORTS", "ServeSettings", "main"]
+__all__ = ["DEFAULT_PORTS", "ServeSettings", "main", "read_environment"]
+
+S = TypeVar("S", bound=BaseSettings)
 
 ServiceName = Literal["gateway", "memory", "ml", "graph", "reflection", "cost", "events"]
 
@@ -50,16 +52,24 @@ class ServeSettings(BaseSettings):
         return self.rae_port or DEFAULT_PORTS[self.rae_service]
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Serve `RAE_SERVICE` until SIGTERM; exit 2 with the reason when the environment is wrong."""
-    del argv  # no options: the environment is the whole interface, as in a container
+def read_environment(cls: type[S], program: str) -> S | None:
+    """A command's settings from the process environment (a container's whole interface); None,
+    with each wrong or missing variable named on stderr, when they do not validate."""
     try:
-        settings = ServeSettings()  # type: ignore[call-arg]  # RAE_SERVICE comes from the environment
+        return cls()
     except ValidationError as exc:
         problems = "; ".join(
             f"{'.'.join(str(p) for p in error['loc']).upper()}: {error['msg']}" for error in exc.errors()
         )
-        print(f"rae-serve: {problems}", file=sys.stderr)  # noqa: T201
+        print(f"{program}: {problems}", file=sys.stderr)  # noqa: T201
+        return None
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Serve `RAE_SERVICE` until SIGTERM; exit 2 with the reason when the environment is wrong."""
+    del argv  # no options: the environment is the whole interface, as in a container
+    settings = read_environment(ServeSettings, "rae-serve")
+    if settings is None:
         return 2
     uvicorn.run(
         f"rae_{settings.rae_service}.main:create_app",
